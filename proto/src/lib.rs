@@ -1,0 +1,33 @@
+//! Lanyard's wire protocol, shared by the agent and the modules.
+//!
+//! The NSS and PAM modules run inside other people's processes (sshd, login, sudo, every program
+//! that calls `getpwnam`), so this crate stays small: std, libc, serde and postcard, nothing
+//! asynchronous, no TLS, no LDAP, no database.
+//!
+//! - [`message`]: the two enums that make up the protocol, [`Request`] and [`Response`].
+//! - [`frame`]: a version byte, a length prefix checked before any allocation, a postcard body.
+//! - [`secret`]: [`Secret`], how credentials travel (redacted `Debug`, zeroized on drop).
+//! - [`name`]: which strings can be user or group names; everything else is refused before any
+//!   traffic.
+//! - [`client`]: a blocking client with connect, read and write deadlines.
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod client;
+pub mod frame;
+pub mod message;
+pub mod name;
+pub mod secret;
+mod sys;
+
+pub use client::{Client, ClientError, Deadlines};
+pub use frame::FrameError;
+pub use message::{Group, Passwd, Request, Response};
+pub use secret::Secret;
+
+/// Where the agent listens unless its configuration says otherwise. The NSS module cannot take
+/// arguments, so it always uses this path.
+pub const DEFAULT_SOCKET: &str = "/run/lanyard/socket";
+
+/// Set in the agent's own environment: the NSS module then declines every lookup, so the agent
+/// never asks itself through nsswitch (a loop that would deadlock it).
+pub const BYPASS_ENV: &str = "LANYARD_NSS_BYPASS";
