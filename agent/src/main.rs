@@ -1,1 +1,113 @@
-fn main(){}
+//! lanyardd: reads the config, opens the socket, serves until SIGTERM or SIGINT.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use lanyard_agent::config::{self, Config, Transport};
+use lanyard_agent::directory::LdapDirectory;
+use lanyard_agent::service::Service;
+use tokio::net::UnixListener;
+use tracing::{error, info, warn};
+
+#[derive(Parser)]
+#[command(name = "lanyardd", version, about = "The Lanyard agent: users, groups and logins from an LDAP directory")]
+struct Args {
+    /// The configuration file.
+    #[arg(long, default_value = config::DEFAULT_PATH)]
+    config: PathBuf,
+}
+
+fn main() -> std::process::ExitCode {
+    // SAFETY: no other thread exists yet. The variable makes the NSS module decline every lookup
+    // in this process, so the agent never asks itself through nsswitch.
+    unsafe { std::env::set_var(lanyard_proto::BYPASS_ENV, "1") };
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match Config::load(&args.config) {
+        Ok(config) => config,
+        Err(e) => {
+            error!("refusing to start: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match serve(config) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+#[tokio::main]
+async fn serve(config: Config) -> anyhow::Result<()> {
+    announce_risks(&config);
+    let directory = LdapDirectory::new(&config.directory).map_err(anyhow::Error::msg)?;
+    let service = Arc::new(Service::new(directory, config.cache));
+    let listener = bind(&config.socket)?;
+    info!(socket = %config.socket.display(), servers = config.directory.servers.len(), "listening");
+
+    let warm = service.clone();
+    tokio::spawn(async move {
+        // The pool logs each server's failure; this only says that none worked.
+        if let Err(e) = warm.directory().warm_up().await {
+            warn!("directory not reachable at start-up (lookups will retry): {e}");
+        }
+    });
+    lanyard_agent::run(service, listener, shutdown_signal()).await;
+    let _ = std::fs::remove_file(&config.socket);
+    info!("stopped");
+    Ok(())
+}
+
+/// Settings that weaken security are said out loud at every start.
+fn announce_risks(config: &Config) {
+    for server in &config.directory.servers {
+        if server.transport == Transport::DangerPlaintext {
+            warn!(
+                server = %server.uri,
+                "directory.tls = \"danger-plaintext\": the bind password and every answer cross the network in clear"
+            );
+        }
+    }
+    if config.directory.service_account.is_none() {
+        warn!("no directory.bind_dn: searching anonymously");
+    }
+}
+
+/// Binds the socket, replacing a stale file but never a live agent's socket.
+fn bind(path: &Path) -> anyhow::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            bail!("another agent is already listening on {}", path.display());
+        }
+        std::fs::remove_file(path).with_context(|| format!("removing the stale socket {}", path.display()))?;
+    }
+    let listener = UnixListener::bind(path).with_context(|| format!("listening on {}", path.display()))?;
+    // Every local user may look up users and groups; what each caller may ask is decided per
+    // request from its SO_PEERCRED credentials.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+        .with_context(|| format!("chmod {}", path.display()))?;
+    Ok(listener)
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        error!("cannot install signal handlers; stop the agent with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: stopping"),
+        _ = int.recv() => info!("SIGINT: stopping"),
+    }
+}

@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// What a module asks the agent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// What a module asks the agent. `Hash` because the agent keys its answers by request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Request {
     /// `getpwnam`: answered by [`Response::User`] or [`Response::NotFound`].
     UserByName(String),

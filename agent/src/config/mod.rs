@@ -1,0 +1,364 @@
+//! The agent's settings: read once at start-up from TOML into typed values, so a bad config
+//! fails at start, never at the first login. Every error names the file and the key.
+
+mod raw;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lanyard_proto::Secret;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+use crate::duration::parse_duration;
+use raw::{RawConfig, RawDirectory, RawGroupMap, RawTls, RawUserMap};
+
+pub const DEFAULT_PATH: &str = "/etc/lanyard/lanyard.toml";
+
+/// Everything the agent needs to know, checked.
+#[derive(Debug)]
+pub struct Config {
+    pub path: PathBuf,
+    pub socket: PathBuf,
+    pub cache_dir: PathBuf,
+    pub directory: DirectoryConfig,
+    pub cache: CacheConfig,
+    pub offline: OfflineConfig,
+}
+
+#[derive(Debug)]
+pub struct DirectoryConfig {
+    /// Tried in order.
+    pub servers: Vec<Server>,
+    pub base: String,
+    pub trust: Trust,
+    /// `None`: anonymous (logged as a warning at start).
+    pub service_account: Option<ServiceAccount>,
+    /// Budget for one directory operation, connecting included.
+    pub timeout: Duration,
+    pub pool_size: usize,
+    pub page_size: u32,
+    pub users: UserMap,
+    pub groups: GroupMap,
+}
+
+/// One directory server from `uris`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// As written in the config, for logs.
+    pub uri: String,
+    pub host: String,
+    pub port: u16,
+    pub transport: Transport,
+}
+
+/// How the bytes to one server are protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// `ldap://` upgraded with the StartTLS extended operation before anything else is sent.
+    StartTls,
+    /// `ldaps://`: TLS from the first byte.
+    Ldaps,
+    /// `ldap://` with `tls = "danger-plaintext"`: everything, the bind password included, in clear.
+    DangerPlaintext,
+}
+
+/// Which certificate authorities may vouch for the directory.
+#[derive(Debug)]
+pub enum Trust {
+    /// From `ca_file`, read at start-up.
+    CaFile { path: PathBuf, certificates: Vec<CertificateDer<'static>> },
+    /// The system's roots (no `ca_file`).
+    System,
+}
+
+/// The account the agent binds as for searches.
+pub struct ServiceAccount {
+    pub dn: String,
+    pub password: Secret,
+}
+
+impl std::fmt::Debug for ServiceAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceAccount").field("dn", &self.dn).field("password", &self.password).finish()
+    }
+}
+
+/// Where users are found and which attribute carries each `passwd` field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserMap {
+    pub base: String,
+    pub filter: String,
+    pub name: String,
+    pub uid_number: String,
+    pub gid_number: String,
+    pub gecos: String,
+    pub home: String,
+    pub shell: String,
+}
+
+/// Where groups are found and which attribute carries each `group` field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMap {
+    pub base: String,
+    pub filter: String,
+    pub name: String,
+    pub gid_number: String,
+    pub member: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheConfig {
+    pub ttl: Duration,
+    pub negative_ttl: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OfflineConfig {
+    pub max_age: Duration,
+    pub max_failures: u32,
+    pub lockout: Duration,
+}
+
+/// A config that cannot be used: which file, which key, and why.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    /// Dotted key (`directory.uris`), or empty when the file as a whole is at fault.
+    pub key: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.file.display(), self.key, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads and checks the config at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Checks config `text`; `path` is used for messages and nothing else.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let error = |key: &str, message: String| ConfigError { file: path.to_owned(), key: key.to_owned(), message };
+        // toml's message quotes the offending line and, for an unknown key, names it.
+        let raw: RawConfig = toml::from_str(text).map_err(|e| error("", e.to_string().trim_end().to_owned()))?;
+        let duration = |key: &str, value: Option<&String>, default: Duration| match value {
+            None => Ok(default),
+            Some(text) => parse_duration(text).map_err(|m| error(key, m)),
+        };
+        let directory = directory_config(&raw.directory, &error, &duration)?;
+        let cache = CacheConfig {
+            ttl: duration("cache.ttl", raw.cache.ttl.as_ref(), Duration::from_secs(300))?,
+            negative_ttl: duration("cache.negative_ttl", raw.cache.negative_ttl.as_ref(), Duration::from_secs(30))?,
+        };
+        let offline = OfflineConfig {
+            max_age: duration("offline.max_age", raw.offline.max_age.as_ref(), Duration::from_secs(14 * 86_400))?,
+            max_failures: raw.offline.max_failures.unwrap_or(5),
+            lockout: duration("offline.lockout", raw.offline.lockout.as_ref(), Duration::from_secs(300))?,
+        };
+        Ok(Config {
+            path: path.to_owned(),
+            socket: raw.socket.unwrap_or_else(|| lanyard_proto::DEFAULT_SOCKET.into()),
+            cache_dir: raw.cache_dir.unwrap_or_else(|| "/var/lib/lanyard".into()),
+            directory,
+            cache,
+            offline,
+        })
+    }
+}
+
+type ErrorFn<'a> = dyn Fn(&str, String) -> ConfigError + 'a;
+type DurationFn<'a> = dyn Fn(&str, Option<&String>, Duration) -> Result<Duration, ConfigError> + 'a;
+
+fn directory_config(raw: &RawDirectory, error: &ErrorFn, duration: &DurationFn) -> Result<DirectoryConfig, ConfigError> {
+    if raw.uris.is_empty() {
+        return Err(error("directory.uris", "names no server; give at least one ldap:// or ldaps:// URI".into()));
+    }
+    let servers = raw
+        .uris
+        .iter()
+        .map(|uri| parse_server(uri, raw.tls).map_err(|m| error("directory.uris", m)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let base = check_dn(&raw.base).map_err(|m| error("directory.base", m))?;
+    if let Some(schema) = raw.schema.as_deref().filter(|s| *s != "rfc2307") {
+        let message = match schema {
+            "rfc2307bis" | "ad" => format!("\"{schema}\" is not supported by this version yet; use \"rfc2307\""),
+            _ => format!("unknown schema \"{schema}\"; expected \"rfc2307\", \"rfc2307bis\" or \"ad\""),
+        };
+        return Err(error("directory.schema", message));
+    }
+    let trust = match &raw.ca_file {
+        None => Trust::System,
+        Some(path) => Trust::CaFile { certificates: read_certificates(path).map_err(|m| error("directory.ca_file", m))?, path: path.clone() },
+    };
+    let service_account = match (&raw.bind_dn, &raw.bind_password_file) {
+        (None, None) => None,
+        (Some(dn), Some(file)) => Some(ServiceAccount {
+            dn: check_dn(dn).map_err(|m| error("directory.bind_dn", m))?,
+            password: read_bind_password(file).map_err(|m| error("directory.bind_password_file", m))?,
+        }),
+        (Some(_), None) => return Err(error("directory.bind_password_file", "is required with bind_dn".into())),
+        (None, Some(_)) => return Err(error("directory.bind_dn", "is required with bind_password_file".into())),
+    };
+    let timeout = duration("directory.timeout", raw.timeout.as_ref(), Duration::from_secs(3))?;
+    if timeout.is_zero() {
+        return Err(error("directory.timeout", "must be more than zero".into()));
+    }
+    let pool_size = raw.pool_size.unwrap_or(2);
+    if !(1..=64).contains(&pool_size) {
+        return Err(error("directory.pool_size", format!("{pool_size} is outside 1..=64")));
+    }
+    let page_size = raw.page_size.unwrap_or(500);
+    if !(1..=100_000).contains(&page_size) {
+        return Err(error("directory.page_size", format!("{page_size} is outside 1..=100000")));
+    }
+    Ok(DirectoryConfig {
+        users: user_map(&raw.users, &base, error)?,
+        groups: group_map(&raw.groups, &base, error)?,
+        servers,
+        base,
+        trust,
+        service_account,
+        timeout,
+        pool_size,
+        page_size,
+    })
+}
+
+fn parse_server(uri: &str, tls: RawTls) -> Result<Server, String> {
+    let url = url::Url::parse(uri).map_err(|e| format!("{uri:?} is not a URI: {e}"))?;
+    let (transport, default_port) = match (url.scheme(), tls) {
+        ("ldaps", _) => (Transport::Ldaps, 636),
+        ("ldap", RawTls::Starttls) => (Transport::StartTls, 389),
+        ("ldap", RawTls::DangerPlaintext) => (Transport::DangerPlaintext, 389),
+        ("ldap", RawTls::Ldaps) => {
+            return Err(format!("{uri:?} is ldap:// but tls = \"ldaps\"; write ldaps:// or use tls = \"starttls\""));
+        }
+        (scheme, _) => return Err(format!("{uri:?}: scheme {scheme:?} is not ldap:// or ldaps://")),
+    };
+    let host = match url.host() {
+        Some(url::Host::Domain(d)) if !d.is_empty() => d.to_owned(),
+        Some(url::Host::Ipv4(ip)) => ip.to_string(),
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        _ => return Err(format!("{uri:?} names no host")),
+    };
+    if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(format!("{uri:?}: only scheme, host and port are allowed (the base DN goes in directory.base)"));
+    }
+    Ok(Server { uri: uri.to_owned(), host, port: url.port().unwrap_or(default_port), transport })
+}
+
+fn check_dn(dn: &str) -> Result<String, String> {
+    let dn = dn.trim();
+    if dn.is_empty() || !dn.contains('=') || dn.contains('\0') {
+        return Err(format!("{dn:?} is not a DN (e.g. \"dc=example,dc=org\")"));
+    }
+    Ok(dn.to_owned())
+}
+
+fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let iter = CertificateDer::pem_file_iter(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let certificates = iter
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{} is not PEM certificates: {e}", path.display()))?;
+    if certificates.is_empty() {
+        return Err(format!("{} holds no PEM certificate", path.display()));
+    }
+    Ok(certificates)
+}
+
+/// The bind password: one line, in a file only its owner can read or change.
+fn read_bind_password(path: &Path) -> Result<Secret, String> {
+    let metadata = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mode = metadata.permissions().mode();
+    if mode & 0o066 != 0 {
+        return Err(format!(
+            "{} has mode {:04o}: group or others may read or write it; run chmod 600 on it",
+            path.display(),
+            mode & 0o7777
+        ));
+    }
+    let mut bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    for trailing in [b'\n', b'\r'] {
+        if bytes.last() == Some(&trailing) {
+            bytes.pop();
+        }
+    }
+    let password = Secret::new(bytes);
+    if password.is_empty() {
+        // An empty password turns a simple bind into an unauthenticated one (RFC 4513 5.1.2).
+        return Err(format!("{} is empty", path.display()));
+    }
+    if std::str::from_utf8(password.expose()).is_err() {
+        return Err(format!("{} is not UTF-8", path.display()));
+    }
+    Ok(password)
+}
+
+fn user_map(raw: &RawUserMap, base: &str, error: &ErrorFn) -> Result<UserMap, ConfigError> {
+    let attr = |key: &str, value: &Option<String>, default: &str| attribute(&format!("directory.users.{key}"), value, default, error);
+    Ok(UserMap {
+        base: search_base(raw.base.as_ref(), base).map_err(|m| error("directory.users.base", m))?,
+        filter: search_filter(raw.filter.as_ref(), "(objectClass=posixAccount)").map_err(|m| error("directory.users.filter", m))?,
+        name: attr("name", &raw.name, "uid")?,
+        uid_number: attr("uid_number", &raw.uid_number, "uidNumber")?,
+        gid_number: attr("gid_number", &raw.gid_number, "gidNumber")?,
+        gecos: attr("gecos", &raw.gecos, "gecos")?,
+        home: attr("home", &raw.home, "homeDirectory")?,
+        shell: attr("shell", &raw.shell, "loginShell")?,
+    })
+}
+
+fn group_map(raw: &RawGroupMap, base: &str, error: &ErrorFn) -> Result<GroupMap, ConfigError> {
+    let attr = |key: &str, value: &Option<String>, default: &str| attribute(&format!("directory.groups.{key}"), value, default, error);
+    Ok(GroupMap {
+        base: search_base(raw.base.as_ref(), base).map_err(|m| error("directory.groups.base", m))?,
+        filter: search_filter(raw.filter.as_ref(), "(objectClass=posixGroup)").map_err(|m| error("directory.groups.filter", m))?,
+        name: attr("name", &raw.name, "cn")?,
+        gid_number: attr("gid_number", &raw.gid_number, "gidNumber")?,
+        member: attr("member", &raw.member, "memberUid")?,
+    })
+}
+
+fn search_base(value: Option<&String>, base: &str) -> Result<String, String> {
+    value.map_or_else(|| Ok(base.to_owned()), |dn| check_dn(dn))
+}
+
+fn search_filter(value: Option<&String>, default: &str) -> Result<String, String> {
+    let filter = value.map_or(default, |f| f.trim());
+    if !filter.starts_with('(') || ldap3::parse_filter(filter).is_err() {
+        return Err(format!("{filter:?} is not an LDAP filter (RFC 4515), e.g. \"(objectClass=posixAccount)\""));
+    }
+    Ok(filter.to_owned())
+}
+
+/// An attribute description: a name (`uidNumber`) or a numeric OID.
+fn attribute(key: &str, value: &Option<String>, default: &str, error: &ErrorFn) -> Result<String, ConfigError> {
+    let Some(name) = value else { return Ok(default.to_owned()) };
+    let is_name = name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    let is_oid = !name.is_empty() && name.split('.').all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_digit()));
+    if !(is_name || is_oid) {
+        return Err(error(key, format!("{name:?} is not an attribute name")));
+    }
+    Ok(name.clone())
+}
+
+#[cfg(test)]
+mod tests;

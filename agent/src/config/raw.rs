@@ -1,0 +1,89 @@
+//! The config file exactly as written: serde types that refuse unknown keys. [`super::Config`]
+//! is built from these once, at start-up.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub socket: Option<PathBuf>,
+    pub cache_dir: Option<PathBuf>,
+    pub directory: RawDirectory,
+    #[serde(default)]
+    pub cache: RawCache,
+    #[serde(default)]
+    pub offline: RawOffline,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDirectory {
+    pub uris: Vec<String>,
+    pub base: String,
+    #[serde(default)]
+    pub tls: RawTls,
+    pub ca_file: Option<PathBuf>,
+    pub bind_dn: Option<String>,
+    pub bind_password_file: Option<PathBuf>,
+    pub schema: Option<String>,
+    pub timeout: Option<String>,
+    /// Persistent connections bound as the service account.
+    pub pool_size: Option<usize>,
+    /// Entries per page for enumeration (RFC 2696).
+    pub page_size: Option<u32>,
+    #[serde(default)]
+    pub users: RawUserMap,
+    #[serde(default)]
+    pub groups: RawGroupMap,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RawTls {
+    #[default]
+    Starttls,
+    Ldaps,
+    DangerPlaintext,
+}
+
+/// Where users live and which attributes carry each `passwd` field (RFC 2307 by default).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUserMap {
+    pub base: Option<String>,
+    pub filter: Option<String>,
+    pub name: Option<String>,
+    pub uid_number: Option<String>,
+    pub gid_number: Option<String>,
+    pub gecos: Option<String>,
+    pub home: Option<String>,
+    pub shell: Option<String>,
+}
+
+/// Where groups live and which attributes carry each `group` field (RFC 2307 by default).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGroupMap {
+    pub base: Option<String>,
+    pub filter: Option<String>,
+    pub name: Option<String>,
+    pub gid_number: Option<String>,
+    pub member: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCache {
+    pub ttl: Option<String>,
+    pub negative_ttl: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOffline {
+    pub max_age: Option<String>,
+    pub max_failures: Option<u32>,
+    pub lockout: Option<String>,
+}

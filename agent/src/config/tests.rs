@@ -1,0 +1,152 @@
+use super::*;
+
+const MINIMAL: &str = r#"
+[directory]
+uris = ["ldap://ldap.example.org", "ldaps://ldap2.example.org:6360"]
+base = "dc=example,dc=org"
+"#;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(Path::new("/etc/lanyard/lanyard.toml"), text)
+}
+
+fn error_of(text: &str) -> String {
+    parse(text).expect_err("config should be refused").to_string()
+}
+
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lanyard-config-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn a_minimal_config_gets_the_documented_defaults() {
+    let config = parse(MINIMAL).unwrap();
+    assert_eq!(config.socket, Path::new("/run/lanyard/socket"));
+    assert_eq!(config.cache_dir, Path::new("/var/lib/lanyard"));
+    let d = &config.directory;
+    assert_eq!(d.servers[0], Server { uri: "ldap://ldap.example.org".into(), host: "ldap.example.org".into(), port: 389, transport: Transport::StartTls });
+    assert_eq!(d.servers[1].transport, Transport::Ldaps);
+    assert_eq!(d.servers[1].port, 6360);
+    assert_eq!(d.timeout, Duration::from_secs(3));
+    assert!(matches!(d.trust, Trust::System));
+    assert!(d.service_account.is_none());
+    assert_eq!(d.users.filter, "(objectClass=posixAccount)");
+    assert_eq!(d.users.base, "dc=example,dc=org");
+    assert_eq!(d.groups.member, "memberUid");
+    assert_eq!(config.cache, CacheConfig { ttl: Duration::from_secs(300), negative_ttl: Duration::from_secs(30) });
+    assert_eq!(config.offline.max_failures, 5);
+}
+
+#[test]
+fn an_unknown_key_is_named_with_the_file() {
+    let message = error_of(&format!("{MINIMAL}colour = \"red\"\n"));
+    assert!(message.contains("colour") && message.contains("/etc/lanyard/lanyard.toml"), "{message}");
+}
+
+#[test]
+fn an_unknown_top_level_key_is_named() {
+    let message = error_of(&format!("sockets = \"/x\"\n{MINIMAL}"));
+    assert!(message.contains("sockets"), "{message}");
+}
+
+#[test]
+fn a_uri_that_is_not_ldap_is_refused_naming_uris() {
+    let message = error_of("[directory]\nuris = [\"http://example.org\"]\nbase = \"dc=x\"\n");
+    assert!(message.contains("directory.uris") && message.contains("http"), "{message}");
+}
+
+#[test]
+fn ldap_uris_with_tls_ldaps_are_refused() {
+    let message = error_of("[directory]\nuris = [\"ldap://a\"]\nbase = \"dc=x\"\ntls = \"ldaps\"\n");
+    assert!(message.contains("directory.uris"), "{message}");
+}
+
+#[test]
+fn danger_plaintext_is_spelled_out_and_applies_to_ldap_uris_only() {
+    let config = parse(&MINIMAL.replace("base =", "tls = \"danger-plaintext\"\nbase =")).unwrap();
+    assert_eq!(config.directory.servers[0].transport, Transport::DangerPlaintext);
+    assert_eq!(config.directory.servers[1].transport, Transport::Ldaps);
+    let message = error_of(&MINIMAL.replace("base =", "tls = \"plaintext\"\nbase ="));
+    assert!(message.contains("plaintext") && message.contains("danger-plaintext"), "{message}");
+}
+
+#[test]
+fn a_missing_ca_file_is_refused_naming_ca_file() {
+    let message = error_of(&format!("{MINIMAL}ca_file = \"/nonexistent/ca.pem\"\n"));
+    assert!(message.contains("directory.ca_file"), "{message}");
+}
+
+#[test]
+fn a_ca_file_without_certificates_is_refused() {
+    let path = scratch_dir("ca").join("empty.pem");
+    std::fs::write(&path, "not a certificate\n").unwrap();
+    let message = error_of(&format!("{MINIMAL}ca_file = {:?}\n", path));
+    assert!(message.contains("directory.ca_file") && message.contains("no PEM"), "{message}");
+}
+
+#[test]
+fn a_bind_password_file_others_can_read_is_refused() {
+    let path = scratch_dir("pw-open").join("bind.secret");
+    std::fs::write(&path, "s3cret\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let message = error_of(&format!("{MINIMAL}bind_dn = \"cn=reader,dc=x\"\nbind_password_file = {path:?}\n"));
+    assert!(message.contains("directory.bind_password_file") && message.contains("0644"), "{message}");
+    assert!(!message.contains("s3cret"));
+}
+
+#[test]
+fn the_bind_password_loses_its_trailing_newline_and_stays_out_of_debug() {
+    let path = scratch_dir("pw-ok").join("bind.secret");
+    std::fs::write(&path, "s3cret\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = parse(&format!("{MINIMAL}bind_dn = \"cn=reader,dc=x\"\nbind_password_file = {path:?}\n")).unwrap();
+    let account = config.directory.service_account.as_ref().unwrap();
+    assert_eq!(account.password.expose(), b"s3cret");
+    assert!(!format!("{config:?}").contains("s3cret"));
+}
+
+#[test]
+fn an_empty_bind_password_is_refused() {
+    let path = scratch_dir("pw-empty").join("bind.secret");
+    std::fs::write(&path, "\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let message = error_of(&format!("{MINIMAL}bind_dn = \"cn=reader,dc=x\"\nbind_password_file = {path:?}\n"));
+    assert!(message.contains("is empty"), "{message}");
+}
+
+#[test]
+fn a_bind_dn_without_a_password_file_is_refused() {
+    let message = error_of(&format!("{MINIMAL}bind_dn = \"cn=reader,dc=x\"\n"));
+    assert!(message.contains("directory.bind_password_file"), "{message}");
+}
+
+#[test]
+fn bad_durations_name_their_key() {
+    let message = error_of(&format!("{MINIMAL}timeout = \"3\"\n"));
+    assert!(message.contains("directory.timeout"), "{message}");
+    let message = error_of(&format!("{MINIMAL}[cache]\nttl = \"soon\"\n"));
+    assert!(message.contains("cache.ttl"), "{message}");
+}
+
+#[test]
+fn attribute_overrides_are_used_and_checked() {
+    let config = parse(&format!("{MINIMAL}[directory.users]\nhome = \"unixHomeDirectory\"\nbase = \"ou=people,dc=example,dc=org\"\n")).unwrap();
+    assert_eq!(config.directory.users.home, "unixHomeDirectory");
+    assert_eq!(config.directory.users.base, "ou=people,dc=example,dc=org");
+    let message = error_of(&format!("{MINIMAL}[directory.users]\nname = \"uid)(x=*\"\n"));
+    assert!(message.contains("directory.users.name"), "{message}");
+}
+
+#[test]
+fn a_broken_filter_is_refused_at_start() {
+    let message = error_of(&format!("{MINIMAL}[directory.groups]\nfilter = \"(objectClass=posixGroup\"\n"));
+    assert!(message.contains("directory.groups.filter"), "{message}");
+}
+
+#[test]
+fn schemas_not_built_yet_are_refused_plainly() {
+    let message = error_of(&format!("{MINIMAL}schema = \"ad\"\n"));
+    assert!(message.contains("directory.schema") && message.contains("not supported"), "{message}");
+}

@@ -1,0 +1,195 @@
+//! [`LdapDirectory`]: the [`Directory`] trait over LDAP searches.
+//!
+//! Every operation runs under `directory.timeout`. A connection that fails or stalls is
+//! discarded and the operation tried once more on a fresh one (which may be the next server),
+//! so one dead connection costs a retry, not an outage.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::time::Duration;
+
+use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use ldap3::{Ldap, LdapError, Scope, SearchEntry};
+use lanyard_proto::{Group, Passwd};
+use tracing::{debug, warn};
+
+use super::pool::{Lease, Pool, ldap3_result_text};
+use super::{Directory, DirectoryError, filter, mapping, tls};
+use crate::config::{DirectoryConfig, GroupMap, UserMap};
+
+pub struct LdapDirectory {
+    pool: Pool,
+    users: UserMap,
+    groups: GroupMap,
+    timeout: Duration,
+    page_size: u32,
+}
+
+impl LdapDirectory {
+    pub fn new(config: &DirectoryConfig) -> Result<LdapDirectory, String> {
+        Ok(LdapDirectory {
+            pool: Pool::new(config, tls::client_config(&config.trust)?),
+            users: config.users.clone(),
+            groups: config.groups.clone(),
+            timeout: config.timeout,
+            page_size: config.page_size,
+        })
+    }
+
+    /// Connects one pool slot now, so a broken setup is in the log at start-up, not at the
+    /// first login.
+    pub async fn warm_up(&self) -> Result<(), DirectoryError> {
+        self.pool.lease().await.map(drop)
+    }
+
+    /// Runs `op` on a pooled connection under the timeout; once more on a fresh connection if
+    /// the first one failed or stalled.
+    async fn with_retry<T, F, Fut>(&self, what: &str, op: F) -> Result<T, DirectoryError>
+    where
+        F: Fn(Ldap) -> Fut,
+        Fut: Future<Output = Result<T, LdapError>>,
+    {
+        let mut last = DirectoryError::Timeout;
+        for _attempt in 0..2 {
+            let lease = self.pool.lease().await?;
+            match tokio::time::timeout(self.timeout, op(lease.ldap.clone())).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(LdapError::LdapResult { result })) => {
+                    let why = format!("{}: {what}: {}", lease.server, ldap3_result_text(result.rc, &result.text));
+                    warn!("{why}");
+                    return Err(DirectoryError::Server(why));
+                }
+                Ok(Err(e)) => {
+                    warn!(server = %lease.server, "{what} failed, retrying on a new connection: {e}");
+                    last = DirectoryError::Unreachable(format!("{}: {e}", lease.server));
+                }
+                Err(_) => {
+                    warn!(server = %lease.server, "{what} took longer than {:?}; retrying on a new connection", self.timeout);
+                    last = DirectoryError::Timeout;
+                }
+            }
+            self.discard(&lease).await;
+        }
+        Err(last)
+    }
+
+    async fn discard(&self, lease: &Lease) {
+        self.pool.discard(lease).await;
+    }
+
+    /// Entries matching `filter` under `base`, fetched in one search (lookups) or in pages.
+    async fn search(&self, base: &str, filter: &str, attrs: &[String], paged: bool) -> Result<Vec<HashMap<String, Vec<String>>>, DirectoryError> {
+        debug!(base, filter, "search");
+        let page_size = i32::try_from(self.page_size).unwrap_or(i32::MAX);
+        self.with_retry("search", |mut ldap| async move {
+            let adapters: Vec<Box<dyn Adapter<_, _>>> = if paged {
+                vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(page_size))]
+            } else {
+                vec![Box::new(EntriesOnly::new())]
+            };
+            let mut stream = ldap.streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec()).await?;
+            let mut entries = Vec::new();
+            while let Some(entry) = stream.next().await? {
+                entries.push(SearchEntry::construct(entry).attrs);
+            }
+            stream.finish().await.success()?;
+            Ok(entries)
+        })
+        .await
+    }
+
+    async fn one_user(&self, attribute: &str, value: &str, wanted: Option<&str>) -> Result<Option<Passwd>, DirectoryError> {
+        let filter = filter::equality(&self.users.filter, attribute, value);
+        let entries = self.search(&self.users.base, &filter, &mapping::user_attributes(&self.users), false).await?;
+        Ok(first_mapped(entries, |e| mapping::user(e, &self.users, wanted), "user", value))
+    }
+
+    async fn one_group(&self, attribute: &str, value: &str, wanted: Option<&str>) -> Result<Option<Group>, DirectoryError> {
+        let filter = filter::equality(&self.groups.filter, attribute, value);
+        let entries = self.search(&self.groups.base, &filter, &mapping::group_attributes(&self.groups), false).await?;
+        Ok(first_mapped(entries, |e| mapping::group(e, &self.groups, wanted), "group", value))
+    }
+}
+
+/// The first entry that maps; the others are logged. Two entries for one name or id is a
+/// directory problem the administrator should hear about.
+fn first_mapped<T>(
+    entries: Vec<HashMap<String, Vec<String>>>,
+    map: impl Fn(&HashMap<String, Vec<String>>) -> Result<T, String>,
+    kind: &str,
+    key: &str,
+) -> Option<T> {
+    let mut found = None;
+    for entry in &entries {
+        match map(entry) {
+            Ok(value) if found.is_none() => found = Some(value),
+            Ok(_) => warn!("more than one {kind} entry matches {key:?}; using the first"),
+            Err(why) => debug!("{kind} entry for {key:?} skipped: {why}"),
+        }
+    }
+    found
+}
+
+/// Maps every entry, skipping (and counting in the log) those that cannot be represented, and
+/// keeping the first of several entries with one name.
+fn map_all<T>(entries: Vec<HashMap<String, Vec<String>>>, map: impl Fn(&HashMap<String, Vec<String>>) -> Result<T, String>, name: impl Fn(&T) -> &str, kind: &str) -> Vec<T> {
+    let mut seen = HashSet::new();
+    let mut skipped = 0usize;
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        match map(entry) {
+            Ok(value) if seen.insert(name(&value).to_owned()) => out.push(value),
+            Ok(_) => skipped += 1,
+            Err(why) => {
+                debug!("{kind} entry skipped: {why}");
+                skipped += 1;
+            }
+        }
+    }
+    if skipped > 0 {
+        warn!("{skipped} {kind} entries skipped during enumeration (duplicates or unusable; debug logs say which)");
+    }
+    out
+}
+
+impl Directory for LdapDirectory {
+    async fn user_by_name(&self, name: &str) -> Result<Option<Passwd>, DirectoryError> {
+        self.one_user(&self.users.name, name, Some(name)).await
+    }
+
+    async fn user_by_uid(&self, uid: u32) -> Result<Option<Passwd>, DirectoryError> {
+        self.one_user(&self.users.uid_number, &uid.to_string(), None).await
+    }
+
+    async fn group_by_name(&self, name: &str) -> Result<Option<Group>, DirectoryError> {
+        self.one_group(&self.groups.name, name, Some(name)).await
+    }
+
+    async fn group_by_gid(&self, gid: u32) -> Result<Option<Group>, DirectoryError> {
+        self.one_group(&self.groups.gid_number, &gid.to_string(), None).await
+    }
+
+    async fn groups_of_user(&self, user: &str) -> Result<Vec<u32>, DirectoryError> {
+        let filter = filter::equality(&self.groups.filter, &self.groups.member, user);
+        let entries = self.search(&self.groups.base, &filter, std::slice::from_ref(&self.groups.gid_number), true).await?;
+        let mut gids: Vec<u32> = entries
+            .iter()
+            .filter_map(|e| mapping::gid(e, &self.groups).inspect_err(|why| debug!("group skipped: {why}")).ok())
+            .filter(|&gid| gid != 0)
+            .collect();
+        gids.sort_unstable();
+        gids.dedup();
+        Ok(gids)
+    }
+
+    async fn all_users(&self) -> Result<Vec<Passwd>, DirectoryError> {
+        let entries = self.search(&self.users.base, &self.users.filter, &mapping::user_attributes(&self.users), true).await?;
+        Ok(map_all(entries, |e| mapping::user(e, &self.users, None), |p| &p.name, "user"))
+    }
+
+    async fn all_groups(&self) -> Result<Vec<Group>, DirectoryError> {
+        let entries = self.search(&self.groups.base, &self.groups.filter, &mapping::group_attributes(&self.groups), true).await?;
+        Ok(map_all(entries, |e| mapping::group(e, &self.groups, None), |g| &g.name, "group"))
+    }
+}
+

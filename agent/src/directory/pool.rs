@@ -1,0 +1,179 @@
+//! Persistent connections to the directory, bound as the service account.
+//!
+//! ldap3 multiplexes concurrent operations over one connection, so the pool is a few slots,
+//! each holding one live connection, handed out round-robin. A slot connects lazily: the first
+//! request that finds it empty (or its connection closed) connects, trying the servers in
+//! their configured order, while requests for that slot wait on its lock instead of
+//! stampeding the directory. A connection that fails an operation is discarded by the caller.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, StdStream};
+use rustls::ClientConfig;
+use tokio::sync::Mutex;
+use tracing::{debug, info, warn};
+use zeroize::Zeroizing;
+
+use super::DirectoryError;
+use crate::config::{DirectoryConfig, Server, ServiceAccount, Transport};
+
+/// A live connection lent out by the pool.
+#[derive(Clone)]
+pub struct Lease {
+    pub ldap: Ldap,
+    /// For logs: which server this connection goes to.
+    pub server: Arc<str>,
+    slot: usize,
+    serial: u64,
+}
+
+struct Live {
+    ldap: Ldap,
+    server: Arc<str>,
+    serial: u64,
+}
+
+pub struct Pool {
+    servers: Vec<Server>,
+    tls: Arc<ClientConfig>,
+    account: Option<(String, Zeroizing<String>)>,
+    timeout: Duration,
+    slots: Vec<Mutex<Option<Live>>>,
+    next_slot: AtomicUsize,
+    next_serial: AtomicU64,
+}
+
+impl Pool {
+    pub fn new(config: &DirectoryConfig, tls: Arc<ClientConfig>) -> Pool {
+        let account = config.service_account.as_ref().map(|ServiceAccount { dn, password }| {
+            // Checked to be UTF-8 when the config was read; ldap3's bind takes a &str.
+            (dn.clone(), Zeroizing::new(String::from_utf8_lossy(password.expose()).into_owned()))
+        });
+        Pool {
+            servers: config.servers.clone(),
+            tls,
+            account,
+            timeout: config.timeout,
+            slots: (0..config.pool_size).map(|_| Mutex::new(None)).collect(),
+            next_slot: AtomicUsize::new(0),
+            next_serial: AtomicU64::new(0),
+        }
+    }
+
+    /// A live connection, connecting (servers in order) if this slot has none.
+    pub async fn lease(&self) -> Result<Lease, DirectoryError> {
+        let slot = self.next_slot.fetch_add(1, Ordering::Relaxed) % self.slots.len();
+        let mut live = self.slots[slot].lock().await;
+        if let Some(conn) = live.as_mut() {
+            if !conn.ldap.is_closed() {
+                return Ok(Lease { ldap: conn.ldap.clone(), server: conn.server.clone(), slot, serial: conn.serial });
+            }
+            debug!(server = %conn.server, "connection closed; reconnecting");
+        }
+        *live = None;
+        let (ldap, server) = self.connect_any().await?;
+        let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
+        *live = Some(Live { ldap: ldap.clone(), server: server.clone(), serial });
+        Ok(Lease { ldap, server, slot, serial })
+    }
+
+    /// Drops the lease's connection from its slot (if the slot still holds it), so the next
+    /// lease connects afresh.
+    pub async fn discard(&self, lease: &Lease) {
+        let mut live = self.slots[lease.slot].lock().await;
+        if live.as_ref().is_some_and(|conn| conn.serial == lease.serial) {
+            *live = None;
+        }
+    }
+
+    /// Connects to the first server that accepts us, logging why each one before it did not.
+    async fn connect_any(&self) -> Result<(Ldap, Arc<str>), DirectoryError> {
+        let mut failures = Vec::new();
+        for server in &self.servers {
+            match tokio::time::timeout(self.timeout, self.connect(server)).await {
+                Ok(Ok(ldap)) => {
+                    info!(server = %server.uri, "connected to the directory");
+                    return Ok((ldap, server.uri.as_str().into()));
+                }
+                Ok(Err(why)) => {
+                    warn!(server = %server.uri, "cannot use this directory server: {why}");
+                    failures.push(format!("{}: {why}", server.uri));
+                }
+                Err(_) => {
+                    let why = format!("no answer within {:?} (directory.timeout)", self.timeout);
+                    warn!(server = %server.uri, "cannot use this directory server: {why}");
+                    failures.push(format!("{}: {why}", server.uri));
+                }
+            }
+        }
+        Err(DirectoryError::Unreachable(failures.join("; ")))
+    }
+
+    async fn connect(&self, server: &Server) -> Result<Ldap, String> {
+        let tcp = tokio::net::TcpStream::connect((server.host.as_str(), server.port))
+            .await
+            .map_err(|e| format!("TCP connect to {}:{}: {e}", server.host, server.port))?;
+        // ldap3 never sets TCP_NODELAY; without it the first operation waits ~40 ms (NOTES.md).
+        tcp.set_nodelay(true).map_err(|e| format!("TCP_NODELAY: {e}"))?;
+        let tcp = tcp.into_std().map_err(|e| format!("socket: {e}"))?;
+        let settings = LdapConnSettings::new()
+            .set_std_stream(StdStream::Tcp(tcp))
+            .set_config(self.tls.clone())
+            .set_starttls(server.transport == Transport::StartTls);
+        // ldap3 reads the scheme (ldap/ldaps) and the host name (for certificate checks) from
+        // the URI; the stream is already connected.
+        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &server.uri).await.map_err(|e| describe(&e, server))?;
+        let uri = server.uri.clone();
+        tokio::spawn(async move {
+            if let Err(e) = conn.drive().await {
+                debug!(server = %uri, "connection ended: {e}");
+            }
+        });
+        if let Some((dn, password)) = &self.account {
+            let result = ldap.simple_bind(dn, password).await.map_err(|e| describe(&e, server))?;
+            if result.rc != 0 {
+                return Err(format!("service bind as {dn} refused: {}", ldap3_result_text(result.rc, &result.text)));
+            }
+        }
+        Ok(ldap)
+    }
+}
+
+/// An administrator's reading of a connection error: TLS problems say which setting to check.
+fn describe(error: &ldap3::LdapError, server: &Server) -> String {
+    use ldap3::LdapError;
+    match error {
+        LdapError::Io { source } => match source.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+            Some(tls) => format!(
+                "TLS handshake failed: {tls} (the server's certificate must chain to directory.ca_file and name {:?})",
+                server.host
+            ),
+            None => format!("I/O error: {source}"),
+        },
+        LdapError::LdapResult { result } if server.transport == Transport::StartTls && result.rc != 0 => {
+            format!("StartTLS refused: {}", ldap3_result_text(result.rc, &result.text))
+        }
+        other => other.to_string(),
+    }
+}
+
+pub fn ldap3_result_text(rc: u32, text: &str) -> String {
+    let name = match rc {
+        13 => "confidentialityRequired",
+        32 => "noSuchObject",
+        49 => "invalidCredentials",
+        50 => "insufficientAccessRights",
+        51 => "busy",
+        52 => "unavailable",
+        53 => "unwillingToPerform",
+        _ => "",
+    };
+    match (name, text.is_empty()) {
+        ("", true) => format!("result code {rc}"),
+        ("", false) => format!("result code {rc}: {text}"),
+        (name, true) => format!("{name} ({rc})"),
+        (name, false) => format!("{name} ({rc}): {text}"),
+    }
+}
