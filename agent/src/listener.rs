@@ -16,7 +16,11 @@ use crate::service::Service;
 /// the next few and the modules' connect deadline turns a long wait into "unavailable".
 pub const MAX_CONNECTIONS: usize = 512;
 
-pub async fn accept_loop<D: Directory>(listener: UnixListener, service: Arc<Service<D>>, shutdown: impl Future<Output = ()>) {
+pub async fn accept_loop<D: Directory>(
+    listener: UnixListener,
+    service: Arc<Service<D>>,
+    shutdown: impl Future<Output = ()>,
+) {
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let own_pid = std::process::id() as i32;
     tokio::pin!(shutdown);

@@ -43,8 +43,24 @@ mod tests {
     fn hostile_and_malformed_names_are_invalid() {
         let long = "a".repeat(MAX_NAME_LEN + 1);
         for name in [
-            "", "*", "*)(uid=*", "admin)(|(uid=*", "\\2a", "al\0ice", "al ice", "alice:x", "a,b", "-rf", ".", "..",
-            "$", "a$b", "al\u{202e}ice", "ålice", "alice\n", long.as_str(),
+            "",
+            "*",
+            "*)(uid=*",
+            "admin)(|(uid=*",
+            "\\2a",
+            "al\0ice",
+            "al ice",
+            "alice:x",
+            "a,b",
+            "-rf",
+            ".",
+            "..",
+            "$",
+            "a$b",
+            "al\u{202e}ice",
+            "ålice",
+            "alice\n",
+            long.as_str(),
         ] {
             assert!(!is_valid_name(name), "{name:?}");
         }

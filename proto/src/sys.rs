@@ -38,11 +38,7 @@ pub(crate) fn connect_unix(path: &Path, timeout: Duration) -> io::Result<UnixStr
         // SAFETY: `addr` is a fully initialized sockaddr_un that outlives the call, and
         // `addr_len` does not exceed its size (checked against sun_path above).
         let rc = unsafe {
-            libc::connect(
-                stream.as_raw_fd(),
-                (&raw const addr).cast::<libc::sockaddr>(),
-                addr_len as libc::socklen_t,
-            )
+            libc::connect(stream.as_raw_fd(), (&raw const addr).cast::<libc::sockaddr>(), addr_len as libc::socklen_t)
         };
         if rc == 0 {
             return Ok(stream);

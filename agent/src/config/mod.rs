@@ -186,7 +186,11 @@ impl Config {
 type ErrorFn<'a> = dyn Fn(&str, String) -> ConfigError + 'a;
 type DurationFn<'a> = dyn Fn(&str, Option<&String>, Duration) -> Result<Duration, ConfigError> + 'a;
 
-fn directory_config(raw: &RawDirectory, error: &ErrorFn, duration: &DurationFn) -> Result<DirectoryConfig, ConfigError> {
+fn directory_config(
+    raw: &RawDirectory,
+    error: &ErrorFn,
+    duration: &DurationFn,
+) -> Result<DirectoryConfig, ConfigError> {
     if raw.uris.is_empty() {
         return Err(error("directory.uris", "names no server; give at least one ldap:// or ldaps:// URI".into()));
     }
@@ -205,7 +209,10 @@ fn directory_config(raw: &RawDirectory, error: &ErrorFn, duration: &DurationFn) 
     }
     let trust = match &raw.ca_file {
         None => Trust::System,
-        Some(path) => Trust::CaFile { certificates: read_certificates(path).map_err(|m| error("directory.ca_file", m))?, path: path.clone() },
+        Some(path) => Trust::CaFile {
+            certificates: read_certificates(path).map_err(|m| error("directory.ca_file", m))?,
+            path: path.clone(),
+        },
     };
     let service_account = match (&raw.bind_dn, &raw.bind_password_file) {
         (None, None) => None,
@@ -258,7 +265,11 @@ fn parse_server(uri: &str, tls: RawTls) -> Result<Server, String> {
         Some(url::Host::Ipv6(ip)) => ip.to_string(),
         _ => return Err(format!("{uri:?} names no host")),
     };
-    if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+    if !matches!(url.path(), "" | "/")
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+    {
         return Err(format!("{uri:?}: only scheme, host and port are allowed (the base DN goes in directory.base)"));
     }
     Ok(Server { uri: uri.to_owned(), host, port: url.port().unwrap_or(default_port), transport })
@@ -274,9 +285,8 @@ fn check_dn(dn: &str) -> Result<String, String> {
 
 fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let iter = CertificateDer::pem_file_iter(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let certificates = iter
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{} is not PEM certificates: {e}", path.display()))?;
+    let certificates =
+        iter.collect::<Result<Vec<_>, _>>().map_err(|e| format!("{} is not PEM certificates: {e}", path.display()))?;
     if certificates.is_empty() {
         return Err(format!("{} holds no PEM certificate", path.display()));
     }
@@ -312,10 +322,13 @@ fn read_bind_password(path: &Path) -> Result<Secret, String> {
 }
 
 fn user_map(raw: &RawUserMap, base: &str, error: &ErrorFn) -> Result<UserMap, ConfigError> {
-    let attr = |key: &str, value: &Option<String>, default: &str| attribute(&format!("directory.users.{key}"), value, default, error);
+    let attr = |key: &str, value: &Option<String>, default: &str| {
+        attribute(&format!("directory.users.{key}"), value, default, error)
+    };
     Ok(UserMap {
         base: search_base(raw.base.as_ref(), base).map_err(|m| error("directory.users.base", m))?,
-        filter: search_filter(raw.filter.as_ref(), "(objectClass=posixAccount)").map_err(|m| error("directory.users.filter", m))?,
+        filter: search_filter(raw.filter.as_ref(), "(objectClass=posixAccount)")
+            .map_err(|m| error("directory.users.filter", m))?,
         name: attr("name", &raw.name, "uid")?,
         uid_number: attr("uid_number", &raw.uid_number, "uidNumber")?,
         gid_number: attr("gid_number", &raw.gid_number, "gidNumber")?,
@@ -326,10 +339,13 @@ fn user_map(raw: &RawUserMap, base: &str, error: &ErrorFn) -> Result<UserMap, Co
 }
 
 fn group_map(raw: &RawGroupMap, base: &str, error: &ErrorFn) -> Result<GroupMap, ConfigError> {
-    let attr = |key: &str, value: &Option<String>, default: &str| attribute(&format!("directory.groups.{key}"), value, default, error);
+    let attr = |key: &str, value: &Option<String>, default: &str| {
+        attribute(&format!("directory.groups.{key}"), value, default, error)
+    };
     Ok(GroupMap {
         base: search_base(raw.base.as_ref(), base).map_err(|m| error("directory.groups.base", m))?,
-        filter: search_filter(raw.filter.as_ref(), "(objectClass=posixGroup)").map_err(|m| error("directory.groups.filter", m))?,
+        filter: search_filter(raw.filter.as_ref(), "(objectClass=posixGroup)")
+            .map_err(|m| error("directory.groups.filter", m))?,
         name: attr("name", &raw.name, "cn")?,
         gid_number: attr("gid_number", &raw.gid_number, "gidNumber")?,
         member: attr("member", &raw.member, "memberUid")?,
@@ -353,7 +369,8 @@ fn attribute(key: &str, value: &Option<String>, default: &str, error: &ErrorFn) 
     let Some(name) = value else { return Ok(default.to_owned()) };
     let is_name = name.starts_with(|c: char| c.is_ascii_alphabetic())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-    let is_oid = !name.is_empty() && name.split('.').all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_digit()));
+    let is_oid =
+        !name.is_empty() && name.split('.').all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_digit()));
     if !(is_name || is_oid) {
         return Err(error(key, format!("{name:?} is not an attribute name")));
     }

@@ -26,7 +26,15 @@ fn a_minimal_config_gets_the_documented_defaults() {
     assert_eq!(config.socket, Path::new("/run/lanyard/socket"));
     assert_eq!(config.cache_dir, Path::new("/var/lib/lanyard"));
     let d = &config.directory;
-    assert_eq!(d.servers[0], Server { uri: "ldap://ldap.example.org".into(), host: "ldap.example.org".into(), port: 389, transport: Transport::StartTls });
+    assert_eq!(
+        d.servers[0],
+        Server {
+            uri: "ldap://ldap.example.org".into(),
+            host: "ldap.example.org".into(),
+            port: 389,
+            transport: Transport::StartTls
+        }
+    );
     assert_eq!(d.servers[1].transport, Transport::Ldaps);
     assert_eq!(d.servers[1].port, 6360);
     assert_eq!(d.timeout, Duration::from_secs(3));
@@ -132,7 +140,10 @@ fn bad_durations_name_their_key() {
 
 #[test]
 fn attribute_overrides_are_used_and_checked() {
-    let config = parse(&format!("{MINIMAL}[directory.users]\nhome = \"unixHomeDirectory\"\nbase = \"ou=people,dc=example,dc=org\"\n")).unwrap();
+    let config = parse(&format!(
+        "{MINIMAL}[directory.users]\nhome = \"unixHomeDirectory\"\nbase = \"ou=people,dc=example,dc=org\"\n"
+    ))
+    .unwrap();
     assert_eq!(config.directory.users.home, "unixHomeDirectory");
     assert_eq!(config.directory.users.base, "ou=people,dc=example,dc=org");
     let message = error_of(&format!("{MINIMAL}[directory.users]\nname = \"uid)(x=*\"\n"));

@@ -22,6 +22,9 @@ mod tests {
 
     #[test]
     fn plain_values_pass_unchanged() {
-        assert_eq!(equality("(objectClass=posixGroup)", "memberUid", "alice"), "(&(objectClass=posixGroup)(memberUid=alice))");
+        assert_eq!(
+            equality("(objectClass=posixGroup)", "memberUid", "alice"),
+            "(&(objectClass=posixGroup)(memberUid=alice))"
+        );
     }
 }

@@ -8,9 +8,9 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::time::Duration;
 
+use lanyard_proto::{Group, Passwd};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Ldap, LdapError, Scope, SearchEntry};
-use lanyard_proto::{Group, Passwd};
 use tracing::{debug, warn};
 
 use super::pool::{Lease, Pool, ldap3_result_text};
@@ -78,7 +78,13 @@ impl LdapDirectory {
     }
 
     /// Entries matching `filter` under `base`, fetched in one search (lookups) or in pages.
-    async fn search(&self, base: &str, filter: &str, attrs: &[String], paged: bool) -> Result<Vec<HashMap<String, Vec<String>>>, DirectoryError> {
+    async fn search(
+        &self,
+        base: &str,
+        filter: &str,
+        attrs: &[String],
+        paged: bool,
+    ) -> Result<Vec<HashMap<String, Vec<String>>>, DirectoryError> {
         debug!(base, filter, "search");
         let page_size = i32::try_from(self.page_size).unwrap_or(i32::MAX);
         self.with_retry("search", |mut ldap| async move {
@@ -98,13 +104,23 @@ impl LdapDirectory {
         .await
     }
 
-    async fn one_user(&self, attribute: &str, value: &str, wanted: Option<&str>) -> Result<Option<Passwd>, DirectoryError> {
+    async fn one_user(
+        &self,
+        attribute: &str,
+        value: &str,
+        wanted: Option<&str>,
+    ) -> Result<Option<Passwd>, DirectoryError> {
         let filter = filter::equality(&self.users.filter, attribute, value);
         let entries = self.search(&self.users.base, &filter, &mapping::user_attributes(&self.users), false).await?;
         Ok(first_mapped(entries, |e| mapping::user(e, &self.users, wanted), "user", value))
     }
 
-    async fn one_group(&self, attribute: &str, value: &str, wanted: Option<&str>) -> Result<Option<Group>, DirectoryError> {
+    async fn one_group(
+        &self,
+        attribute: &str,
+        value: &str,
+        wanted: Option<&str>,
+    ) -> Result<Option<Group>, DirectoryError> {
         let filter = filter::equality(&self.groups.filter, attribute, value);
         let entries = self.search(&self.groups.base, &filter, &mapping::group_attributes(&self.groups), false).await?;
         Ok(first_mapped(entries, |e| mapping::group(e, &self.groups, wanted), "group", value))
@@ -132,7 +148,12 @@ fn first_mapped<T>(
 
 /// Maps every entry, skipping (and counting in the log) those that cannot be represented, and
 /// keeping the first of several entries with one name.
-fn map_all<T>(entries: Vec<HashMap<String, Vec<String>>>, map: impl Fn(&HashMap<String, Vec<String>>) -> Result<T, String>, name: impl Fn(&T) -> &str, kind: &str) -> Vec<T> {
+fn map_all<T>(
+    entries: Vec<HashMap<String, Vec<String>>>,
+    map: impl Fn(&HashMap<String, Vec<String>>) -> Result<T, String>,
+    name: impl Fn(&T) -> &str,
+    kind: &str,
+) -> Vec<T> {
     let mut seen = HashSet::new();
     let mut skipped = 0usize;
     let mut out = Vec::with_capacity(entries.len());
@@ -171,7 +192,8 @@ impl Directory for LdapDirectory {
 
     async fn groups_of_user(&self, user: &str) -> Result<Vec<u32>, DirectoryError> {
         let filter = filter::equality(&self.groups.filter, &self.groups.member, user);
-        let entries = self.search(&self.groups.base, &filter, std::slice::from_ref(&self.groups.gid_number), true).await?;
+        let entries =
+            self.search(&self.groups.base, &filter, std::slice::from_ref(&self.groups.gid_number), true).await?;
         let mut gids: Vec<u32> = entries
             .iter()
             .filter_map(|e| mapping::gid(e, &self.groups).inspect_err(|why| debug!("group skipped: {why}")).ok())
@@ -183,13 +205,14 @@ impl Directory for LdapDirectory {
     }
 
     async fn all_users(&self) -> Result<Vec<Passwd>, DirectoryError> {
-        let entries = self.search(&self.users.base, &self.users.filter, &mapping::user_attributes(&self.users), true).await?;
+        let entries =
+            self.search(&self.users.base, &self.users.filter, &mapping::user_attributes(&self.users), true).await?;
         Ok(map_all(entries, |e| mapping::user(e, &self.users, None), |p| &p.name, "user"))
     }
 
     async fn all_groups(&self) -> Result<Vec<Group>, DirectoryError> {
-        let entries = self.search(&self.groups.base, &self.groups.filter, &mapping::group_attributes(&self.groups), true).await?;
+        let entries =
+            self.search(&self.groups.base, &self.groups.filter, &mapping::group_attributes(&self.groups), true).await?;
         Ok(map_all(entries, |e| mapping::group(e, &self.groups, None), |g| &g.name, "group"))
     }
 }
-

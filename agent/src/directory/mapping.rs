@@ -14,7 +14,14 @@ use crate::config::{GroupMap, UserMap};
 
 /// The attributes a user search asks for.
 pub fn user_attributes(map: &UserMap) -> Vec<String> {
-    let mut attrs = vec![map.name.clone(), map.uid_number.clone(), map.gid_number.clone(), map.gecos.clone(), map.home.clone(), map.shell.clone()];
+    let mut attrs = vec![
+        map.name.clone(),
+        map.uid_number.clone(),
+        map.gid_number.clone(),
+        map.gecos.clone(),
+        map.home.clone(),
+        map.shell.clone(),
+    ];
     // gecos falls back to cn, as nslcd does: many directories fill only cn.
     attrs.push("cn".into());
     attrs
@@ -56,11 +63,8 @@ pub fn group(attrs: &HashMap<String, Vec<String>>, map: &GroupMap, wanted: Optio
         return Err("gid 0 is refused from the directory".into());
     }
     let mut seen = HashSet::new();
-    let members = values(attrs, &map.member)
-        .iter()
-        .filter(|m| is_valid_name(m) && seen.insert(m.as_str()))
-        .cloned()
-        .collect();
+    let members =
+        values(attrs, &map.member).iter().filter(|m| is_valid_name(m) && seen.insert(m.as_str())).cloned().collect();
     Ok(Group { name, gid, members })
 }
 
@@ -71,10 +75,7 @@ pub fn gid(attrs: &HashMap<String, Vec<String>>, map: &GroupMap) -> Result<u32, 
 
 /// Servers return attribute names in their own case (`uidnumber` asked, `uidNumber` returned).
 fn values<'a>(attrs: &'a HashMap<String, Vec<String>>, name: &str) -> &'a [String] {
-    attrs
-        .iter()
-        .find(|(key, _)| key.eq_ignore_ascii_case(name))
-        .map_or(&[], |(_, values)| values.as_slice())
+    attrs.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map_or(&[], |(_, values)| values.as_slice())
 }
 
 fn first<'a>(attrs: &'a HashMap<String, Vec<String>>, name: &str) -> Option<&'a str> {
@@ -123,9 +124,26 @@ mod tests {
     #[test]
     fn a_posix_account_maps_to_passwd() {
         let (users, _) = maps();
-        let attrs = entry(&[("uid", &["alice"]), ("uidNumber", &["10001"]), ("gidnumber", &["10000"]), ("gecos", &["Alice Ærø"]), ("homeDirectory", &["/home/alice"]), ("loginShell", &["/bin/bash"])]);
+        let attrs = entry(&[
+            ("uid", &["alice"]),
+            ("uidNumber", &["10001"]),
+            ("gidnumber", &["10000"]),
+            ("gecos", &["Alice Ærø"]),
+            ("homeDirectory", &["/home/alice"]),
+            ("loginShell", &["/bin/bash"]),
+        ]);
         let passwd = user(&attrs, &users, Some("alice")).unwrap();
-        assert_eq!(passwd, Passwd { name: "alice".into(), uid: 10001, gid: 10000, gecos: "Alice Ærø".into(), home: "/home/alice".into(), shell: "/bin/bash".into() });
+        assert_eq!(
+            passwd,
+            Passwd {
+                name: "alice".into(),
+                uid: 10001,
+                gid: 10000,
+                gecos: "Alice Ærø".into(),
+                home: "/home/alice".into(),
+                shell: "/bin/bash".into()
+            }
+        );
     }
 
     #[test]
@@ -158,7 +176,8 @@ mod tests {
     #[test]
     fn group_members_are_deduplicated_and_invalid_ones_dropped() {
         let (_, groups) = maps();
-        let attrs = entry(&[("cn", &["dev"]), ("gidNumber", &["10"]), ("memberUid", &["alice", "bob", "alice", "x)(y", ""])]);
+        let attrs =
+            entry(&[("cn", &["dev"]), ("gidNumber", &["10"]), ("memberUid", &["alice", "bob", "alice", "x)(y", ""])]);
         assert_eq!(group(&attrs, &groups, Some("dev")).unwrap().members, ["alice", "bob"]);
     }
 

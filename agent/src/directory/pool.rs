@@ -124,7 +124,8 @@ impl Pool {
             .set_starttls(server.transport == Transport::StartTls);
         // ldap3 reads the scheme (ldap/ldaps) and the host name (for certificate checks) from
         // the URI; the stream is already connected.
-        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &server.uri).await.map_err(|e| describe(&e, server))?;
+        let (conn, mut ldap) =
+            LdapConnAsync::with_settings(settings, &server.uri).await.map_err(|e| describe(&e, server))?;
         let uri = server.uri.clone();
         tokio::spawn(async move {
             if let Err(e) = conn.drive().await {

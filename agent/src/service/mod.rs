@@ -56,15 +56,25 @@ impl<D: Directory> Service<D> {
     async fn lookup(&self, request: Request) -> Arc<Response> {
         match &request {
             // Refused before any traffic: such a name cannot exist, and it cannot reach a filter.
-            Request::UserByName(name) | Request::GroupByName(name) | Request::GroupsOfUser(name) if !is_valid_name(name) => {
+            Request::UserByName(name) | Request::GroupByName(name) | Request::GroupsOfUser(name)
+                if !is_valid_name(name) =>
+            {
                 Arc::new(Response::NotFound)
             }
             // Root is the machine's own; the directory is never asked for id 0.
             Request::UserByUid(0) | Request::GroupByGid(0) => Arc::new(Response::NotFound),
-            Request::UserByName(name) => self.cached(request.clone(), found(self.directory.user_by_name(name), Response::User)).await,
-            Request::UserByUid(uid) => self.cached(request.clone(), found(self.directory.user_by_uid(*uid), Response::User)).await,
-            Request::GroupByName(name) => self.cached(request.clone(), found(self.directory.group_by_name(name), Response::Group)).await,
-            Request::GroupByGid(gid) => self.cached(request.clone(), found(self.directory.group_by_gid(*gid), Response::Group)).await,
+            Request::UserByName(name) => {
+                self.cached(request.clone(), found(self.directory.user_by_name(name), Response::User)).await
+            }
+            Request::UserByUid(uid) => {
+                self.cached(request.clone(), found(self.directory.user_by_uid(*uid), Response::User)).await
+            }
+            Request::GroupByName(name) => {
+                self.cached(request.clone(), found(self.directory.group_by_name(name), Response::Group)).await
+            }
+            Request::GroupByGid(gid) => {
+                self.cached(request.clone(), found(self.directory.group_by_gid(*gid), Response::Group)).await
+            }
             Request::GroupsOfUser(name) => self.cached(request.clone(), self.groups_of_user(name)).await,
             Request::EnumerateUsers | Request::EnumerateGroups => Arc::new(Response::Refused("not a lookup".into())),
         }
@@ -73,7 +83,9 @@ impl<D: Directory> Service<D> {
     /// initgroups: "not found" for a user the directory does not know, so the caller's other
     /// sources decide; otherwise the gids of every group that lists the user.
     async fn groups_of_user(&self, name: &str) -> Response {
-        let user = self.cached(Request::UserByName(name.to_owned()), found(self.directory.user_by_name(name), Response::User)).await;
+        let user = self
+            .cached(Request::UserByName(name.to_owned()), found(self.directory.user_by_name(name), Response::User))
+            .await;
         match &*user {
             Response::User(_) => match self.directory.groups_of_user(name).await {
                 Ok(gids) => Response::GroupIds(gids),
@@ -96,7 +108,11 @@ impl<D: Directory> Service<D> {
         response
     }
 
-    async fn all<T>(&self, cache: &Cache<(), Vec<T>>, fetch: impl Future<Output = Result<Vec<T>, DirectoryError>>) -> Result<Arc<Vec<T>>, DirectoryError> {
+    async fn all<T>(
+        &self,
+        cache: &Cache<(), Vec<T>>,
+        fetch: impl Future<Output = Result<Vec<T>, DirectoryError>>,
+    ) -> Result<Arc<Vec<T>>, DirectoryError> {
         if let Some(hit) = cache.get(&()) {
             return Ok(hit);
         }
@@ -107,7 +123,10 @@ impl<D: Directory> Service<D> {
 }
 
 /// `Some` becomes `wrap(value)`, `None` becomes "not found", an error "unavailable".
-async fn found<T>(lookup: impl Future<Output = Result<Option<T>, DirectoryError>>, wrap: fn(T) -> Response) -> Response {
+async fn found<T>(
+    lookup: impl Future<Output = Result<Option<T>, DirectoryError>>,
+    wrap: fn(T) -> Response,
+) -> Response {
     match lookup.await {
         Ok(Some(value)) => wrap(value),
         Ok(None) => Response::NotFound,

@@ -13,7 +13,14 @@ struct FakeDirectory {
 
 impl FakeDirectory {
     fn with_alice() -> FakeDirectory {
-        let alice = Passwd { name: "alice".into(), uid: 10001, gid: 10000, gecos: String::new(), home: "/home/alice".into(), shell: "/bin/sh".into() };
+        let alice = Passwd {
+            name: "alice".into(),
+            uid: 10001,
+            gid: 10000,
+            gecos: String::new(),
+            home: "/home/alice".into(),
+            shell: "/bin/sh".into(),
+        };
         FakeDirectory { users: vec![alice], ..Default::default() }
     }
 
@@ -74,7 +81,9 @@ async fn one(service: &Service<FakeDirectory>, request: Request) -> Response {
 async fn a_warm_lookup_does_not_ask_the_directory_again() {
     let service = service(FakeDirectory::with_alice());
     for _ in 0..3 {
-        assert!(matches!(one(&service, Request::UserByName("alice".into())).await, Response::User(ref u) if u.uid == 10001));
+        assert!(
+            matches!(one(&service, Request::UserByName("alice".into())).await, Response::User(ref u) if u.uid == 10001)
+        );
     }
     assert_eq!(service.directory().asked(), ["user alice"]);
 }
@@ -109,7 +118,9 @@ async fn invalid_names_and_id_zero_are_not_found_without_asking() {
 async fn an_unreachable_directory_is_unavailable_and_not_remembered() {
     let service = service(FakeDirectory { down: true, ..FakeDirectory::with_alice() });
     for _ in 0..2 {
-        assert!(matches!(one(&service, Request::UserByName("alice".into())).await, Response::Unavailable(ref why) if why.contains("down")));
+        assert!(
+            matches!(one(&service, Request::UserByName("alice".into())).await, Response::Unavailable(ref why) if why.contains("down"))
+        );
     }
     assert_eq!(service.directory().asked().len(), 2);
 }
