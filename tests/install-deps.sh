@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build, the tests and the demo need, if any is missing.
+# Non-interactive, and without letting the slapd package start the system's own slapd: the
+# tests and the demo run their own, on 127.0.0.1.
+set -euo pipefail
+packages=(slapd ldap-utils libpam0g-dev libclang-dev pamtester util-linux ca-certificates)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+[ "${#missing[@]}" = 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "install-deps: missing ${missing[*]}; run as root to install them" >&2
+  exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+policy=/usr/sbin/policy-rc.d
+created_policy=no
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy"
+  chmod +x "$policy"
+  created_policy=yes
+fi
+trap 'if [ "$created_policy" = yes ]; then rm -f "$policy"; fi' EXIT
+echo "slapd slapd/no_configuration boolean true" | debconf-set-selections
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
