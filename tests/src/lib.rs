@@ -1,0 +1,77 @@
+//! Harness for Lanyard's end-to-end tests: real `slapd`, the real `lanyardd`, and the system's
+//! `getent` and `id` loading the built NSS module inside a private mount namespace.
+//!
+//! Nothing here touches the host's `/etc`, `/run` or `/var/lib`: every file lives in a per-test
+//! directory under [`std::env::temp_dir`], servers listen on 127.0.0.1 only, and the NSS module is
+//! only ever loaded inside `unshare -m --propagation private`. Every process started here is
+//! stopped by its PID when its owner is dropped.
+//!
+//! | module | what it owns |
+//! | --- | --- |
+//! | [`process`] | [`Supervised`] children (SIGTERM, bounded wait, SIGKILL), [`run_bounded`], [`poll_until`] |
+//! | [`tempdir`] | [`TempDir`], removed on drop; per-run random tokens |
+//! | [`ca`] | [`TestPki`]: a per-run CA, a server certificate for 127.0.0.1/localhost, a wrong CA |
+//! | [`fixture`] | the directory's users and groups as constants, and the LDIF made from them |
+//! | [`slapd`] | [`Slapd`]: a throwaway OpenLDAP server that refuses anything without TLS |
+//! | [`agent`] | [`AgentConfig`] and [`Agent`]: `lanyardd` with a written `lanyard.toml` |
+//! | [`namespace`] | [`Namespace`]: run a command with the test `nsswitch.conf` and the module |
+//!
+//! The binaries under test come from the workspace's target directory ([`lanyardd_path`],
+//! [`nss_module_path`]); build them first with `cargo build --workspace`.
+
+pub mod agent;
+pub mod ca;
+pub mod fixture;
+pub mod namespace;
+pub mod process;
+pub mod slapd;
+pub mod tempdir;
+
+use std::path::PathBuf;
+
+pub use agent::{Agent, AgentConfig};
+pub use ca::TestPki;
+pub use namespace::Namespace;
+pub use process::{HANG_GUARD, Output, Supervised, poll_until, run_bounded};
+pub use slapd::Slapd;
+pub use tempdir::TempDir;
+
+/// The command that builds everything the end-to-end tests run.
+pub const BUILD_COMMAND: &str = "cargo build --workspace";
+
+/// The workspace root (the parent of this crate).
+pub fn workspace_dir() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}
+
+/// `$CARGO_TARGET_DIR`, or `<workspace>/target`.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => {
+            let dir = PathBuf::from(dir);
+            if dir.is_absolute() { dir } else { workspace_dir().join(dir) }
+        }
+        _ => workspace_dir().join("target"),
+    }
+}
+
+/// The debug build of the agent.
+pub fn lanyardd_path() -> PathBuf {
+    target_dir().join("debug").join("lanyardd")
+}
+
+/// The debug build of the NSS module, as cargo names it (no SONAME, no `.2`).
+pub fn nss_module_path() -> PathBuf {
+    target_dir().join("debug").join("libnss_lanyard.so")
+}
+
+/// Fails with the command that builds `path` when it is missing.
+pub fn require_built(path: &std::path::Path) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        path.is_file(),
+        "{} does not exist: build the workspace first with `{BUILD_COMMAND}`",
+        path.display()
+    );
+    Ok(())
+}

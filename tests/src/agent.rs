@@ -1,0 +1,300 @@
+//! `lanyardd` started with a `lanyard.toml` written for the test, its socket in a scratch
+//! directory that [`crate::Namespace`] mounts over `/run/lanyard`.
+
+use std::fs;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use crate::fixture::{BASE_DN, READER_DN};
+use crate::process::{Supervised, poll_until};
+use crate::tempdir::TempDir;
+use crate::{Slapd, lanyardd_path, require_built};
+
+const READY_LIMIT: Duration = Duration::from_secs(15);
+/// How long a refused configuration may take to make the agent exit.
+const REFUSAL_LIMIT: Duration = Duration::from_secs(10);
+/// The agent's log filter, unless the person running the tests sets their own.
+const LOG_ENV: &str = "LANYARD_TEST_AGENT_LOG";
+
+/// What goes into `lanyard.toml`. `socket` and `cache_dir` always point into the agent's own
+/// scratch directory.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub uris: Vec<String>,
+    pub base: String,
+    /// `starttls`, `ldaps` or `danger-plaintext`.
+    pub tls: String,
+    pub ca_file: Option<PathBuf>,
+    pub bind_dn: Option<String>,
+    pub bind_password_file: Option<PathBuf>,
+    pub timeout: String,
+    pub ttl: String,
+    pub negative_ttl: String,
+    /// Raw lines appended to `[directory]` (for unknown-key tests).
+    pub extra_directory_lines: Vec<String>,
+    /// When set, written instead of everything above; `@SOCKET@` and `@CACHE_DIR@` are
+    /// replaced by the scratch paths.
+    pub raw: Option<String>,
+}
+
+impl AgentConfig {
+    /// The agent pointed at `slapd` over StartTLS, bound as the reader, trusting the run's CA.
+    pub fn for_slapd(slapd: &Slapd) -> Self {
+        AgentConfig::new(vec![slapd.uri_starttls()], slapd.ca_pem(), slapd.bind_secret())
+    }
+
+    pub fn new(uris: Vec<String>, ca_file: &Path, bind_password_file: &Path) -> Self {
+        AgentConfig {
+            uris,
+            base: BASE_DN.into(),
+            tls: "starttls".into(),
+            ca_file: Some(ca_file.into()),
+            bind_dn: Some(READER_DN.into()),
+            bind_password_file: Some(bind_password_file.into()),
+            timeout: "3s".into(),
+            ttl: "5m".into(),
+            negative_ttl: "30s".into(),
+            extra_directory_lines: Vec::new(),
+            raw: None,
+        }
+    }
+
+    pub fn uris(mut self, uris: Vec<String>) -> Self {
+        self.uris = uris;
+        self
+    }
+
+    pub fn tls(mut self, tls: &str) -> Self {
+        self.tls = tls.into();
+        self
+    }
+
+    pub fn ca_file(mut self, path: &Path) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
+    pub fn bind_password_file(mut self, path: &Path) -> Self {
+        self.bind_password_file = Some(path.into());
+        self
+    }
+
+    pub fn ttl(mut self, ttl: &str) -> Self {
+        self.ttl = ttl.into();
+        self
+    }
+
+    pub fn directory_line(mut self, line: &str) -> Self {
+        self.extra_directory_lines.push(line.into());
+        self
+    }
+
+    /// The TOML text, with `socket` and `cache_dir` set to the given paths.
+    pub fn render(&self, socket: &Path, cache_dir: &Path) -> String {
+        if let Some(raw) = &self.raw {
+            return raw.replace("@SOCKET@", &toml_str(socket)).replace("@CACHE_DIR@", &toml_str(cache_dir));
+        }
+        let mut t =
+            format!("socket = \"{}\"\ncache_dir = \"{}\"\n\n[directory]\n", toml_str(socket), toml_str(cache_dir));
+        let uris: Vec<String> = self.uris.iter().map(|u| format!("\"{}\"", escape(u))).collect();
+        t += &format!(
+            "uris = [{}]\nbase = \"{}\"\ntls = \"{}\"\n",
+            uris.join(", "),
+            escape(&self.base),
+            escape(&self.tls)
+        );
+        if let Some(ca) = &self.ca_file {
+            t += &format!("ca_file = \"{}\"\n", toml_str(ca));
+        }
+        if let Some(dn) = &self.bind_dn {
+            t += &format!("bind_dn = \"{}\"\n", escape(dn));
+        }
+        if let Some(file) = &self.bind_password_file {
+            t += &format!("bind_password_file = \"{}\"\n", toml_str(file));
+        }
+        t += &format!("timeout = \"{}\"\n", escape(&self.timeout));
+        for line in &self.extra_directory_lines {
+            t += line;
+            t.push('\n');
+        }
+        t +=
+            &format!("\n[cache]\nttl = \"{}\"\nnegative_ttl = \"{}\"\n", escape(&self.ttl), escape(&self.negative_ttl));
+        t
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
+fn toml_str(p: &Path) -> String {
+    escape(&p.to_string_lossy())
+}
+
+/// A running `lanyardd`. Dropping it stops it by PID, then removes its directory.
+#[derive(Debug)]
+pub struct Agent {
+    // Declared before `dir`: the process stops before its files go away.
+    process: Supervised,
+    config_path: PathBuf,
+    log_path: PathBuf,
+    dir: TempDir,
+}
+
+/// The scratch layout one agent run uses.
+struct Paths {
+    dir: TempDir,
+    config: PathBuf,
+    log: PathBuf,
+}
+
+impl Paths {
+    fn prepare(config: &AgentConfig) -> Result<Self> {
+        require_built(&lanyardd_path())?;
+        let dir = TempDir::new("agent")?;
+        fs::create_dir(dir.join("run")).context("creating run/")?;
+        fs::create_dir(dir.join("cache")).context("creating cache/")?;
+        let path = dir.join("lanyard.toml");
+        fs::write(&path, config.render(&dir.join("run/socket"), &dir.join("cache"))).context("writing lanyard.toml")?;
+        Ok(Paths { config: path, log: dir.join("lanyardd.log"), dir })
+    }
+
+    fn spawn(&self) -> Result<Supervised> {
+        let log = fs::File::create(&self.log).context("creating lanyardd.log")?;
+        let filter = std::env::var(LOG_ENV).unwrap_or_else(|_| "info".into());
+        let mut cmd = Command::new(lanyardd_path());
+        cmd.arg("--config").arg(&self.config).env("RUST_LOG", filter);
+        cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
+        Supervised::spawn("lanyardd", &mut cmd)
+    }
+}
+
+impl Agent {
+    /// Starts the agent and waits until its socket accepts connections. Fails with the agent's
+    /// log if it exits first.
+    pub fn start(config: &AgentConfig) -> Result<Self> {
+        let paths = Paths::prepare(config)?;
+        let mut process = paths.spawn()?;
+        let socket = paths.dir.join("run/socket");
+        let ready = poll_until("lanyardd's socket", READY_LIMIT, Duration::from_millis(10), || {
+            if let Some(status) = process.try_exit_status()? {
+                bail!("lanyardd exited with {status} before it was ready");
+            }
+            Ok(UnixStream::connect(&socket).is_ok().then_some(()))
+        });
+        if let Err(e) = ready {
+            let log = fs::read_to_string(&paths.log).unwrap_or_default();
+            bail!(
+                "{e:#}\nconfig {}:\n{}\nlanyardd log:\n{log}",
+                paths.config.display(),
+                fs::read_to_string(&paths.config)?
+            );
+        }
+        Ok(Agent { process, config_path: paths.config, log_path: paths.log, dir: paths.dir })
+    }
+
+    /// Starts the agent with a configuration it must refuse; returns its exit status, its log
+    /// (stdout and stderr) and the config file's path. Fails if it is still running after a
+    /// bounded wait (it is then stopped).
+    pub fn run_expect_failure(config: &AgentConfig) -> Result<(ExitStatus, String, PathBuf)> {
+        let paths = Paths::prepare(config)?;
+        let mut process = paths.spawn()?;
+        let status = process.wait_exit(REFUSAL_LIMIT)?;
+        let log = fs::read_to_string(&paths.log).unwrap_or_default();
+        match status {
+            Some(status) => Ok((status, log, paths.config.clone())),
+            None => {
+                process.stop()?;
+                bail!("lanyardd accepted a config it should refuse and kept running; its log:\n{log}")
+            }
+        }
+    }
+
+    /// The directory `socket` lives in (mounted over `/run/lanyard` by [`crate::Namespace`]).
+    pub fn run_dir(&self) -> PathBuf {
+        self.dir.join("run")
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("run/socket")
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// Everything the agent wrote to stdout and stderr so far.
+    pub fn log(&self) -> String {
+        fs::read(&self.log_path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+    }
+
+    /// Stops the agent by PID; its directory (and so `run_dir`) stays until drop.
+    pub fn stop(&mut self) -> Result<ExitStatus> {
+        self.process.stop()
+    }
+
+    /// Freezes the agent (SIGSTOP): its socket still accepts connections, but nothing answers.
+    pub fn freeze(&mut self) -> Result<()> {
+        self.process.signal(libc::SIGSTOP)
+    }
+
+    /// Undoes [`Agent::freeze`].
+    pub fn thaw(&mut self) -> Result<()> {
+        self.process.signal(libc::SIGCONT)
+    }
+
+    /// The exit status if the agent has exited on its own.
+    pub fn exited(&mut self) -> Result<Option<ExitStatus>> {
+        self.process.try_exit_status()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_documented_layout() {
+        let config =
+            AgentConfig::new(vec!["ldap://127.0.0.1:389".into()], Path::new("/t/ca.pem"), Path::new("/t/bind.secret"));
+        let text = config.render(Path::new("/t/run/socket"), Path::new("/t/cache"));
+        assert_eq!(
+            text,
+            r#"socket = "/t/run/socket"
+cache_dir = "/t/cache"
+
+[directory]
+uris = ["ldap://127.0.0.1:389"]
+base = "dc=example,dc=org"
+tls = "starttls"
+ca_file = "/t/ca.pem"
+bind_dn = "cn=reader,dc=example,dc=org"
+bind_password_file = "/t/bind.secret"
+timeout = "3s"
+
+[cache]
+ttl = "5m"
+negative_ttl = "30s"
+"#
+        );
+    }
+
+    #[test]
+    fn extra_lines_go_into_directory_and_raw_text_gets_the_scratch_paths() {
+        let config = AgentConfig::new(vec![], Path::new("/ca"), Path::new("/pw")).directory_line("colour = \"red\"");
+        let text = config.render(Path::new("/s"), Path::new("/c"));
+        let directory = text.split("[cache]").next().unwrap();
+        assert!(directory.contains("[directory]") && directory.contains("\ncolour = \"red\"\n"), "{text}");
+
+        let raw = AgentConfig { raw: Some("socket = \"@SOCKET@\"\ncache_dir = \"@CACHE_DIR@\"\n".into()), ..config };
+        assert_eq!(raw.render(Path::new("/s"), Path::new("/c")), "socket = \"/s\"\ncache_dir = \"/c\"\n");
+    }
+}

@@ -1,0 +1,75 @@
+//! `cargo run -p lanyard-tests --bin lanyard-demo`: Lanyard working end to end, without touching
+//! the host. Starts a throwaway slapd on 127.0.0.1 with sample users, starts lanyardd against it,
+//! runs getent and id with the NSS module in a private mount namespace, then stops everything.
+//! Needs root (for `unshare -m`) and a built workspace (`cargo build --workspace`).
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+use lanyard_tests::{Agent, AgentConfig, BUILD_COMMAND, Namespace, Slapd, fixture, lanyardd_path, nss_module_path};
+
+const COMMANDS: [&str; 4] = ["getent passwd alice", "id alice", "getent group developers", "getent passwd | tail -n 3"];
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("lanyard-demo: some commands failed (see above)");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("lanyard-demo: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Ok(false) when a demo command failed.
+fn run() -> Result<bool> {
+    for path in [lanyardd_path(), nss_module_path()] {
+        if !path.is_file() {
+            bail!("{} is missing: build the workspace first with `{BUILD_COMMAND}`", path.display());
+        }
+    }
+
+    println!("Starting a throwaway slapd on 127.0.0.1 (per-run CA, TLS required) ...");
+    let mut slapd = Slapd::start()?;
+    println!(
+        "  slapd pid {} at {} with {} users and {} groups under {}",
+        slapd.pid(),
+        slapd.uri_starttls(),
+        fixture::USER_COUNT,
+        fixture::GROUP_COUNT,
+        fixture::BASE_DN
+    );
+
+    println!("Starting lanyardd ...");
+    let mut agent = Agent::start(&AgentConfig::for_slapd(&slapd))?;
+    println!("  lanyardd pid {}, config {}", agent.pid(), agent.config_path().display());
+
+    let ns = Namespace::for_agent(&agent)?;
+    println!(
+        "Running commands in a private mount namespace (nsswitch: `passwd: files lanyard`, \
+         `group: files lanyard`; the agent's socket on /run/lanyard/socket):"
+    );
+    let mut all_ok = true;
+    for command in COMMANDS {
+        println!("\n$ {command}");
+        // Fixed demo text, run by sh inside the namespace; nothing from outside is spliced in.
+        let out = ns.shell(command)?;
+        print!("{}", out.stdout());
+        if !out.status.success() {
+            all_ok = false;
+            println!("({}; stderr: {})", out.status, out.stderr().trim());
+        }
+    }
+
+    println!("\nStopping lanyardd and slapd.");
+    drop(ns);
+    agent.stop()?;
+    slapd.stop()?;
+    if !all_ok {
+        println!("lanyardd log:\n{}", agent.log());
+    }
+    Ok(all_ok)
+}

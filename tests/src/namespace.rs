@@ -1,0 +1,113 @@
+//! Runs the system's `getent`, `id` (any command) with the NSS module loaded, inside a private
+//! mount namespace so the host's `/etc` and `/run` are never changed:
+//! - a test `nsswitch.conf` (`passwd: files lanyard`, `group: files lanyard`) is bind-mounted
+//!   over `/etc/nsswitch.conf`;
+//! - a tmpfs goes over `/run` (hiding the host's, nscd's socket included), and the agent's run
+//!   directory is bind-mounted on `/run/lanyard`, where the module always looks for its socket;
+//! - `LD_LIBRARY_PATH` points at a copy of the built module named `libnss_lanyard.so.2`.
+
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::process::{HANG_GUARD, Output, describe, run_bounded};
+use crate::tempdir::TempDir;
+use crate::{Agent, nss_module_path, require_built};
+
+pub const NSSWITCH_CONF: &str = "\
+passwd: files lanyard
+group: files lanyard
+shadow: files
+gshadow: files
+hosts: files
+networks: files
+protocols: files
+services: files
+ethers: files
+rpc: files
+netgroup: files
+";
+
+/// Exit code of the script when setting up the namespace itself failed.
+const SETUP_FAILED: i32 = 125;
+
+/// The tmpfs goes over /run first and every mount uses `-n`: a plain `mount` creates
+/// `/run/mount` (libmount's utab) on whatever /run it sees, which would be the host's.
+///
+/// Arguments arrive as "$1" (nsswitch.conf), "$2" (run dir), "$3" (library dir) and the
+/// command after them; nothing is ever interpolated into this text.
+const SCRIPT: &str = r#"
+fail() { echo "lanyard namespace setup failed: $*" >&2; exit 125; }
+mount -n -t tmpfs -o mode=0755 lanyard-test-run /run || fail "tmpfs on /run"
+mount -n --bind "$1" /etc/nsswitch.conf || fail "bind nsswitch.conf"
+mkdir -m 0755 /run/lanyard || fail "mkdir /run/lanyard"
+mount -n --bind "$2" /run/lanyard || fail "bind the agent's run dir"
+LD_LIBRARY_PATH="$3"
+export LD_LIBRARY_PATH
+shift 3
+exec "$@"
+"#;
+
+/// The files one namespace run needs; reusable for any number of commands.
+#[derive(Debug)]
+pub struct Namespace {
+    nsswitch: PathBuf,
+    lib_dir: PathBuf,
+    run_dir: PathBuf,
+    _dir: TempDir,
+}
+
+impl Namespace {
+    /// For commands that talk to `agent` (also after it is stopped: its run dir stays).
+    pub fn for_agent(agent: &Agent) -> Result<Self> {
+        Namespace::new(&agent.run_dir())
+    }
+
+    /// For commands whose `/run/lanyard` is `run_dir`.
+    pub fn new(run_dir: &Path) -> Result<Self> {
+        let module = nss_module_path();
+        require_built(&module)?;
+        let dir = TempDir::new("ns")?;
+        let nsswitch = dir.join("nsswitch.conf");
+        fs::write(&nsswitch, NSSWITCH_CONF).context("writing nsswitch.conf")?;
+        let lib_dir = dir.join("lib");
+        fs::create_dir(&lib_dir).context("creating lib/")?;
+        fs::copy(&module, lib_dir.join("libnss_lanyard.so.2"))
+            .with_context(|| format!("copying {}", module.display()))?;
+        Ok(Namespace { nsswitch, lib_dir, run_dir: run_dir.into(), _dir: dir })
+    }
+
+    /// Runs `argv` in a fresh namespace and returns what it did. A command still running after
+    /// [`HANG_GUARD`] is killed and reported as an error naming it.
+    pub fn run<S: AsRef<OsStr>>(&self, argv: &[S]) -> Result<Output> {
+        let argv: Vec<OsString> = argv.iter().map(|a| a.as_ref().to_owned()).collect();
+        let Some((program, _)) = argv.split_first() else { bail!("empty command") };
+        let description = describe(&program.to_string_lossy(), &argv[1..]);
+        let mut cmd = Command::new("unshare");
+        cmd.args(["-m", "--propagation", "private", "sh", "-c", SCRIPT, "sh"])
+            .arg(&self.nsswitch)
+            .arg(&self.run_dir)
+            .arg(&self.lib_dir)
+            .args(&argv);
+        let out = run_bounded(&mut cmd, &description, HANG_GUARD)?;
+        if out.code() == Some(SETUP_FAILED) && out.stderr().contains("lanyard namespace setup failed") {
+            bail!("could not set up the namespace for `{description}`:\n{out}");
+        }
+        Ok(out)
+    }
+
+    /// `getent DATABASE KEY...`.
+    pub fn getent<S: AsRef<OsStr>>(&self, database: &str, keys: &[S]) -> Result<Output> {
+        let mut argv: Vec<OsString> = vec!["getent".into(), database.into()];
+        argv.extend(keys.iter().map(|k| k.as_ref().to_owned()));
+        self.run(&argv)
+    }
+
+    /// `sh -c SCRIPT` inside the namespace (for pipelines such as `getent passwd | tail`).
+    pub fn shell(&self, script: &str) -> Result<Output> {
+        self.run(&["sh", "-c", script])
+    }
+}

@@ -1,0 +1,277 @@
+//! Child processes with bounded lifetimes: long-running servers ([`Supervised`]) and one-shot
+//! commands ([`run_bounded`]). Every wait here is bounded in both tries and time.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// How long a one-shot command may run before it counts as hung, is killed, and fails the test.
+/// A guard against hangs, not a timing assertion: every command here normally takes milliseconds.
+pub const HANG_GUARD: Duration = Duration::from_secs(20);
+
+/// How long a stopped server gets between SIGTERM and SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(5);
+
+const POLL_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Calls `probe` every `interval` until it returns `Some`, at most `limit` long and at most
+/// `limit / interval + 1` times. An `Err` from `probe` ends the wait at once.
+pub fn poll_until<T>(
+    what: &str,
+    limit: Duration,
+    interval: Duration,
+    mut probe: impl FnMut() -> Result<Option<T>>,
+) -> Result<T> {
+    let start = Instant::now();
+    let max_tries = limit.as_millis() / interval.as_millis().max(1) + 1;
+    for _ in 0..max_tries {
+        if let Some(value) = probe()? {
+            return Ok(value);
+        }
+        if start.elapsed() >= limit {
+            break;
+        }
+        thread::sleep(interval);
+    }
+    bail!("gave up after {limit:?} waiting for {what}")
+}
+
+/// A long-running child (slapd, lanyardd). Dropping it stops it: SIGTERM to its PID, a wait of
+/// at most [`STOP_GRACE`], then SIGKILL, then `waitpid`.
+#[derive(Debug)]
+pub struct Supervised {
+    name: String,
+    child: Child,
+    status: Option<ExitStatus>,
+}
+
+impl Supervised {
+    pub fn spawn(name: &str, command: &mut Command) -> Result<Self> {
+        let child = command.spawn().with_context(|| format!("starting {name}: {command:?}"))?;
+        Ok(Supervised { name: name.to_owned(), child, status: None })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The exit status if the child has exited (reaping it), without waiting.
+    pub fn try_exit_status(&mut self) -> Result<Option<ExitStatus>> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().with_context(|| format!("waitpid on {}", self.name))?;
+        }
+        Ok(self.status)
+    }
+
+    /// Waits at most `limit` for the child to exit on its own.
+    pub fn wait_exit(&mut self, limit: Duration) -> Result<Option<ExitStatus>> {
+        let what = format!("{} (pid {}) to exit", self.name, self.pid());
+        match poll_until(&what, limit, POLL_INTERVAL, || self.try_exit_status()) {
+            Ok(status) => Ok(Some(status)),
+            Err(_) => self.try_exit_status(),
+        }
+    }
+
+    /// Sends `signal` (e.g. `SIGSTOP`) to the child if it has not exited.
+    pub fn signal(&mut self, signal: libc::c_int) -> Result<()> {
+        if self.try_exit_status()?.is_some() {
+            bail!("{} has already exited", self.name);
+        }
+        let pid = libc::pid_t::try_from(self.pid()).context("pid out of range")?;
+        // SAFETY: kill(2) takes plain integers; the child is not reaped, so the PID is ours.
+        let rc = unsafe { libc::kill(pid, signal) };
+        anyhow::ensure!(rc == 0, "kill({pid}, {signal}): {}", std::io::Error::last_os_error());
+        Ok(())
+    }
+
+    /// Stops the child by its PID and reaps it. Idempotent.
+    pub fn stop(&mut self) -> Result<ExitStatus> {
+        if let Some(status) = self.try_exit_status()? {
+            return Ok(status);
+        }
+        let pid = libc::pid_t::try_from(self.pid()).context("pid out of range")?;
+        // SAFETY: kill(2) takes plain integers. The child is not reaped yet (we own its `Child`
+        // and `try_wait` saw it running), so the PID still names our child and no other process.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        // SAFETY: as above. Lets a SIGSTOPped child run, and so act on the SIGTERM.
+        unsafe { libc::kill(pid, libc::SIGCONT) };
+        if let Some(status) = self.wait_exit(STOP_GRACE)? {
+            return Ok(status);
+        }
+        // A frozen (SIGSTOPped) child cannot act on SIGTERM; SIGKILL still works.
+        eprintln!("{} (pid {pid}) ignored SIGTERM for {STOP_GRACE:?}; sending SIGKILL", self.name);
+        // SIGKILL through the std handle, which targets this same unreaped PID.
+        self.child.kill().with_context(|| format!("SIGKILL to {}", self.name))?;
+        let status = self.child.wait().with_context(|| format!("waitpid on {}", self.name))?;
+        self.status = Some(status);
+        Ok(status)
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            eprintln!("stopping {}: {e:#}", self.name);
+        }
+    }
+}
+
+/// What a one-shot command did.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// How the command was described to [`run_bounded`], for failure messages.
+    pub command: String,
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    /// The exit code; `None` when a signal ended the command.
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    /// stdout as text (invalid UTF-8 replaced).
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// stderr as text (invalid UTF-8 replaced).
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+
+    /// stdout's lines.
+    pub fn lines(&self) -> Vec<String> {
+        self.stdout().lines().map(str::to_owned).collect()
+    }
+}
+
+impl fmt::Display for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN: usize = 2000;
+        let cut = |s: String| {
+            if s.chars().count() <= SHOWN {
+                return s;
+            }
+            let head: String = s.chars().take(SHOWN).collect();
+            format!("{head}... ({} bytes in all)", s.len())
+        };
+        write!(
+            f,
+            "`{}` exited with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.command,
+            self.status,
+            cut(self.stdout()),
+            cut(self.stderr())
+        )
+    }
+}
+
+/// Runs `command` to completion with stdin from /dev/null, capturing stdout and stderr. If it
+/// runs longer than `guard`, its whole process group is killed and this returns an error naming
+/// `description`: a hang is a failure.
+pub fn run_bounded(command: &mut Command, description: &str, guard: Duration) -> Result<Output> {
+    // Its own process group, so a hang guard can also stop whatever it started.
+    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    let mut child = command.spawn().with_context(|| format!("starting `{description}`"))?;
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let start = Instant::now();
+    let waited = poll_until(description, guard, Duration::from_millis(2), || {
+        child.try_wait().with_context(|| format!("waitpid on `{description}`"))
+    });
+    let status = match waited {
+        Ok(status) => status,
+        Err(_) => {
+            if let Ok(pgid) = libc::pid_t::try_from(child.id()) {
+                // SAFETY: kill(2) with plain integers. The child leads the process group we made
+                // for it and is not reaped yet, so -pgid names only that group.
+                unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("`{description}` did not finish within {guard:?} (hang guard); it was killed");
+        }
+    };
+    // The pipes close when the command exits, unless something it started still holds them.
+    let remaining = guard.saturating_sub(start.elapsed()).max(Duration::from_secs(1));
+    let stdout = stdout.recv_timeout(remaining).unwrap_or_default();
+    let stderr = stderr.recv_timeout(Duration::from_secs(1)).unwrap_or_default();
+    Ok(Output { command: description.to_owned(), status, stdout, stderr })
+}
+
+fn drain(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    if let Some(mut pipe) = pipe {
+        thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            let _ = tx.send(buf);
+        });
+    }
+    rx
+}
+
+/// `program arg...` with arguments shown as Rust strings would be, for messages.
+pub fn describe(program: &str, args: &[OsString]) -> String {
+    let mut s = program.to_owned();
+    for arg in args {
+        match arg.to_str() {
+            Some(a) if !a.is_empty() && a.chars().all(|c| c.is_ascii_graphic()) => {
+                s.push(' ');
+                s.push_str(a);
+            }
+            _ => s.push_str(&format!(" {arg:?}")),
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_bounded_captures_output_and_status() {
+        let out =
+            run_bounded(Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]), "sh", HANG_GUARD).unwrap();
+        assert_eq!(out.code(), Some(3));
+        assert_eq!(out.stdout(), "out\n");
+        assert_eq!(out.stderr(), "err\n");
+    }
+
+    #[test]
+    fn run_bounded_kills_a_hung_command_and_says_so() {
+        let err = run_bounded(Command::new("sleep").arg("30"), "sleep 30", Duration::from_millis(200)).unwrap_err();
+        assert!(err.to_string().contains("hang guard"), "{err}");
+    }
+
+    #[test]
+    fn supervised_child_is_stopped_by_sigterm() {
+        let mut child = Supervised::spawn("sleep", Command::new("sleep").arg("30")).unwrap();
+        let pid = child.pid();
+        let status = child.stop().unwrap();
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGTERM));
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "pid {pid} still exists");
+    }
+
+    #[test]
+    fn poll_until_gives_up() {
+        let mut tries = 0;
+        let r: Result<()> = poll_until("nothing", Duration::from_millis(50), Duration::from_millis(10), || {
+            tries += 1;
+            Ok(None)
+        });
+        assert!(r.is_err());
+        assert!((2..=7).contains(&tries), "{tries}");
+    }
+}

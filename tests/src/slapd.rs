@@ -1,0 +1,274 @@
+//! A throwaway OpenLDAP server on loopback, loaded with [`crate::fixture`] and configured to
+//! refuse every operation without TLS ("confidentiality required"), so a client that silently
+//! falls back to plaintext fails.
+
+use std::fs;
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail, ensure};
+
+use crate::TestPki;
+use crate::fixture::{self, ADMIN_DN, BASE_DN, READER_DN};
+use crate::process::{HANG_GUARD, Output, Supervised, poll_until, run_bounded};
+use crate::tempdir::{TempDir, random_hex, write_file_mode};
+
+const SCHEMAS: [&str; 4] = ["core", "cosine", "nis", "inetorgperson"];
+const START_ATTEMPTS: usize = 5;
+const READY_LIMIT: Duration = Duration::from_secs(15);
+
+/// A running slapd. Dropping it stops it by PID, then removes its directory.
+#[derive(Debug)]
+pub struct Slapd {
+    // Declared before `dir`: the process stops before its files go away.
+    process: Supervised,
+    pki: TestPki,
+    port: u16,
+    ldaps_port: u16,
+    log: PathBuf,
+    bind_secret: PathBuf,
+    admin_secret: PathBuf,
+    dir: TempDir,
+}
+
+impl Slapd {
+    /// Generates certificates, loads the fixture with `slapadd`, starts slapd on two free
+    /// loopback ports (StartTLS and LDAPS) and waits until the reader can bind over StartTLS.
+    pub fn start() -> Result<Self> {
+        let dir = TempDir::new("slapd")?;
+        let pki = TestPki::generate(dir.path())?;
+        let bind_secret = dir.join("bind.secret");
+        let admin_secret = dir.join("admin.secret");
+        let reader_password = random_hex(12)?;
+        let admin_password = random_hex(12)?;
+        // No trailing newline: ldap tools' `-y` and the agent read the file as the password.
+        write_file_mode(&bind_secret, reader_password.as_bytes(), 0o600)?;
+        write_file_mode(&admin_secret, admin_password.as_bytes(), 0o600)?;
+
+        let conf = dir.join("slapd.conf");
+        fs::create_dir(dir.join("db")).context("creating the database directory")?;
+        fs::write(&conf, slapd_conf(dir.path(), &pki, &admin_password)).context("writing slapd.conf")?;
+        let ldif = dir.join("fixture.ldif");
+        fs::write(&ldif, fixture::ldif(&reader_password)).context("writing fixture.ldif")?;
+        // -q: no consistency checks, much faster; the LDIF is generated and known good.
+        let load = run_bounded(
+            Command::new("slapadd").arg("-q").arg("-f").arg(&conf).arg("-l").arg(&ldif),
+            "slapadd",
+            HANG_GUARD,
+        )?;
+        ensure!(load.status.success(), "loading the fixture failed:\n{load}");
+
+        let log = dir.join("slapd.log");
+        let mut last_log = String::new();
+        for _ in 0..START_ATTEMPTS {
+            let (port, ldaps_port) = free_port_pair()?;
+            let urls = format!("ldap://127.0.0.1:{port}/ ldaps://127.0.0.1:{ldaps_port}/");
+            let log_file = fs::File::create(&log).context("creating slapd.log")?;
+            let mut cmd = Command::new("slapd");
+            cmd.arg("-f").arg(&conf).arg("-h").arg(&urls).args(["-d", "stats"]);
+            cmd.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
+            let mut process = Supervised::spawn("slapd", &mut cmd)?;
+            let listening = wait_listening(&mut process, &log, &[port, ldaps_port])
+                .with_context(|| format!("slapd's log:\n{}", fs::read_to_string(&log).unwrap_or_default()))?;
+            if listening {
+                let slapd = Slapd { process, pki, port, ldaps_port, log, bind_secret, admin_secret, dir };
+                let who = slapd.whoami_as_reader(&slapd.uri_starttls(), true)?;
+                ensure!(
+                    who.status.success(),
+                    "slapd is up but the reader cannot bind over StartTLS:\n{who}\n{}",
+                    slapd.log()
+                );
+                return Ok(slapd);
+            }
+            last_log = fs::read_to_string(&log).unwrap_or_default();
+            // Another process may have taken a port between our probe and slapd's bind.
+            if !last_log.contains("bind(") && !last_log.contains("Address already in use") {
+                break;
+            }
+        }
+        bail!("slapd did not start; its log:\n{last_log}")
+    }
+
+    /// `ldap://127.0.0.1:PORT` (StartTLS).
+    pub fn uri_starttls(&self) -> String {
+        format!("ldap://127.0.0.1:{}", self.port)
+    }
+
+    /// `ldaps://127.0.0.1:PORT` (TLS from the first byte).
+    pub fn uri_ldaps(&self) -> String {
+        format!("ldaps://127.0.0.1:{}", self.ldaps_port)
+    }
+
+    pub fn pki(&self) -> &TestPki {
+        &self.pki
+    }
+
+    pub fn ca_pem(&self) -> &Path {
+        &self.pki.ca_pem
+    }
+
+    pub fn wrong_ca_pem(&self) -> &Path {
+        &self.pki.wrong_ca_pem
+    }
+
+    /// The reader's password, mode 0600, without a trailing newline.
+    pub fn bind_secret(&self) -> &Path {
+        &self.bind_secret
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// Everything slapd logged so far (`-d stats`: connections, binds, `SRCH ... filter="..."`).
+    pub fn log(&self) -> String {
+        fs::read(&self.log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+    }
+
+    /// The log's current length, to read only what comes after with [`Slapd::log_since`].
+    pub fn log_mark(&self) -> usize {
+        fs::metadata(&self.log).map(|m| m.len() as usize).unwrap_or(0)
+    }
+
+    pub fn log_since(&self, mark: usize) -> String {
+        let bytes = fs::read(&self.log).unwrap_or_default();
+        String::from_utf8_lossy(bytes.get(mark..).unwrap_or_default()).into_owned()
+    }
+
+    /// The filters of every search slapd logged, in order.
+    pub fn search_filters(log: &str) -> Vec<String> {
+        log.lines()
+            .filter(|l| l.contains(" SRCH base="))
+            .filter_map(|l| l.split_once(" filter=\"").map(|(_, rest)| rest.trim_end_matches('"').to_owned()))
+            .collect()
+    }
+
+    /// Stops slapd by its PID (SIGTERM, bounded wait, SIGKILL). The directory stays until drop.
+    pub fn stop(&mut self) -> Result<ExitStatus> {
+        self.process.stop()
+    }
+
+    /// An ldap-utils command that trusts this run's CA and demands a valid certificate.
+    pub fn ldap_tool(&self, program: &str) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env("LDAPTLS_CACERT", &self.pki.ca_pem).env("LDAPTLS_REQCERT", "demand");
+        cmd
+    }
+
+    /// `ldapwhoami` as the reader against `uri`, with `-ZZ` (StartTLS required) when `starttls`.
+    pub fn whoami_as_reader(&self, uri: &str, starttls: bool) -> Result<Output> {
+        let mut cmd = self.ldap_tool("ldapwhoami");
+        cmd.args(["-x", "-H", uri, "-D", READER_DN, "-y"]).arg(&self.bind_secret);
+        if starttls {
+            cmd.arg("-ZZ");
+        }
+        run_bounded(&mut cmd, &format!("ldapwhoami {uri}{}", if starttls { " -ZZ" } else { "" }), HANG_GUARD)
+    }
+
+    /// `ldapsearch` as the reader over StartTLS, LDIF output without wrapping.
+    pub fn search_as_reader(&self, filter: &str, attrs: &[&str]) -> Result<Output> {
+        let mut cmd = self.ldap_tool("ldapsearch");
+        cmd.args(["-x", "-ZZ", "-LLL", "-o", "ldif-wrap=no", "-H", &self.uri_starttls(), "-D", READER_DN, "-y"])
+            .arg(&self.bind_secret)
+            .args(["-b", BASE_DN, filter])
+            .args(attrs);
+        run_bounded(&mut cmd, &format!("ldapsearch {filter}"), HANG_GUARD)
+    }
+
+    /// Applies `ldif` with `ldapmodify` as the rootdn over StartTLS; fails unless it succeeds.
+    pub fn modify_as_admin(&self, ldif: &str) -> Result<Output> {
+        self.admin_change("ldapmodify", ldif)
+    }
+
+    /// Adds the entries in `ldif` with `ldapadd` as the rootdn over StartTLS.
+    pub fn add_as_admin(&self, ldif: &str) -> Result<Output> {
+        self.admin_change("ldapadd", ldif)
+    }
+
+    fn admin_change(&self, program: &str, ldif: &str) -> Result<Output> {
+        let file = self.dir.join(format!("change-{}.ldif", random_hex(4)?));
+        fs::write(&file, ldif).context("writing the change LDIF")?;
+        let mut cmd = self.ldap_tool(program);
+        cmd.args(["-x", "-ZZ", "-H", &self.uri_starttls(), "-D", ADMIN_DN, "-y"])
+            .arg(&self.admin_secret)
+            .arg("-f")
+            .arg(&file);
+        let out = run_bounded(&mut cmd, program, HANG_GUARD)?;
+        ensure!(out.status.success(), "{out}");
+        Ok(out)
+    }
+}
+
+fn slapd_conf(dir: &Path, pki: &TestPki, admin_password: &str) -> String {
+    let q = |p: &Path| format!("\"{}\"", p.display());
+    let includes: String = SCHEMAS.iter().map(|s| format!("include /etc/ldap/schema/{s}.schema\n")).collect();
+    format!(
+        "{includes}\
+pidfile {pid}
+argsfile {args}
+modulepath /usr/lib/ldap
+moduleload back_mdb
+TLSCACertificateFile {ca}
+TLSCertificateFile {cert}
+TLSCertificateKeyFile {key}
+# Any operation (the StartTLS request aside) without TLS gets \"confidentiality required\".
+security tls=1
+sizelimit unlimited
+
+database mdb
+suffix \"{BASE_DN}\"
+rootdn \"{ADMIN_DN}\"
+rootpw {admin_password}
+directory {db}
+maxsize 268435456
+dbnosync
+index objectClass,uid,uidNumber,gidNumber,memberUid,cn eq
+access to attrs=userPassword
+    by anonymous auth
+    by self write
+    by * none
+access to *
+    by users read
+    by * none
+",
+        pid = q(&dir.join("slapd.pid")),
+        args = q(&dir.join("slapd.args")),
+        ca = q(&pki.ca_pem),
+        cert = q(&pki.server_cert_pem),
+        key = q(&pki.server_key_pem),
+        db = q(&dir.join("db")),
+    )
+}
+
+/// Two distinct ports the kernel just had free on 127.0.0.1.
+fn free_port_pair() -> Result<(u16, u16)> {
+    let a = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("probing for a free port")?;
+    let b = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("probing for a free port")?;
+    Ok((a.local_addr()?.port(), b.local_addr()?.port()))
+}
+
+/// A port on 127.0.0.1 that nothing listens on (just freed by the kernel).
+pub fn closed_port() -> Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("probing for a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Waits until slapd says it is serving and every port accepts a TCP connection (true), or
+/// slapd exits (false). "slapd starting" is logged only after all listeners are bound, so a
+/// port some other process took cannot pass for ours.
+fn wait_listening(process: &mut Supervised, log: &Path, ports: &[u16]) -> Result<bool> {
+    poll_until("slapd to listen", READY_LIMIT, Duration::from_millis(10), || {
+        if process.try_exit_status()?.is_some() {
+            return Ok(Some(false));
+        }
+        let started = fs::read_to_string(log).is_ok_and(|l| l.contains("slapd starting"));
+        let all = started && ports.iter().all(|&p| TcpStream::connect((Ipv4Addr::LOCALHOST, p)).is_ok());
+        Ok(all.then_some(true))
+    })
+}

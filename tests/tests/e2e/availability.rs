@@ -1,0 +1,73 @@
+//! Without a working agent, lookups fail at once (every command runs under the hang guard) and
+//! users from `files` still resolve.
+
+use lanyard_tests::{Agent, Namespace, Output, TempDir};
+
+use crate::common::{GETENT_NOT_FOUND, setup};
+
+#[track_caller]
+fn assert_fails_cleanly(out: &Output) {
+    assert_eq!(out.code(), Some(GETENT_NOT_FOUND), "{out}");
+    assert_eq!(out.stdout(), "", "{out}");
+}
+
+/// `files` users through the same namespace: root by name, by uid, and through id.
+#[track_caller]
+fn assert_files_still_answer(ns: &Namespace) {
+    let root = ns.getent("passwd", &["root"]).unwrap();
+    assert_eq!(root.code(), Some(0), "{root}");
+    assert!(root.stdout().starts_with("root:x:0:0:"), "{root}");
+    let by_uid = ns.getent("passwd", &["0"]).unwrap();
+    assert!(by_uid.stdout().starts_with("root:x:0:0:"), "{by_uid}");
+    let id = ns.run(&["id", "root"]).unwrap();
+    assert_eq!(id.code(), Some(0), "{id}");
+    assert!(id.stdout().starts_with("uid=0(root) gid=0(root)"), "{id}");
+}
+
+fn assert_directory_lookups_fail(ns: &Namespace) {
+    assert_fails_cleanly(&ns.getent("passwd", &["alice"]).unwrap());
+    assert_fails_cleanly(&ns.getent("passwd", &["10001"]).unwrap());
+    assert_fails_cleanly(&ns.getent("group", &["developers"]).unwrap());
+    let id = ns.run(&["id", "alice"]).unwrap();
+    assert_eq!(id.code(), Some(1), "{id}");
+}
+
+#[test]
+fn lookups_fail_promptly_and_files_still_answer_when_the_agent_is_stopped() {
+    let mut s = setup();
+    let before = s.ns.getent("passwd", &["alice"]).unwrap();
+    assert_eq!(before.code(), Some(0), "lookup failed while the agent ran:\n{before}\n{}", s.agent.log());
+
+    s.agent.stop().unwrap();
+    assert_directory_lookups_fail(&s.ns);
+    assert_files_still_answer(&s.ns);
+}
+
+#[test]
+fn lookups_fail_promptly_when_no_agent_ever_ran() {
+    let empty_run_dir = TempDir::new("norun").unwrap();
+    let ns = Namespace::new(empty_run_dir.path()).unwrap();
+    assert_directory_lookups_fail(&ns);
+    assert_files_still_answer(&ns);
+}
+
+/// An agent that accepts connections but never answers (SIGSTOP): the module's socket timeouts
+/// must end the lookup; the hang guard fails the test if they do not.
+#[test]
+fn lookups_return_when_the_agent_is_frozen() {
+    let mut s = setup();
+    s.agent.freeze().unwrap();
+    let thaw_on_exit = Thaw(&mut s.agent);
+    assert_fails_cleanly(&s.ns.getent("passwd", &["alice"]).unwrap());
+    assert_files_still_answer(&s.ns);
+    drop(thaw_on_exit);
+}
+
+/// Thaws the agent even when an assertion fails, so it can act on SIGTERM at drop.
+struct Thaw<'a>(&'a mut Agent);
+
+impl Drop for Thaw<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.thaw();
+    }
+}
