@@ -56,14 +56,20 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
-/// The debug build of the agent.
-pub fn lanyardd_path() -> PathBuf {
-    target_dir().join("debug").join("lanyardd")
+/// Which build the harness runs: `debug` unless `LANYARD_PROFILE` says otherwise (the
+/// benchmark sets `release`).
+pub fn profile() -> String {
+    std::env::var("LANYARD_PROFILE").ok().filter(|p| !p.is_empty()).unwrap_or_else(|| "debug".into())
 }
 
-/// The debug build of the NSS module, as cargo names it (no SONAME, no `.2`).
+/// The agent binary of the selected build.
+pub fn lanyardd_path() -> PathBuf {
+    target_dir().join(profile()).join("lanyardd")
+}
+
+/// The NSS module of the selected build, as cargo names it (no SONAME, no `.2`).
 pub fn nss_module_path() -> PathBuf {
-    target_dir().join("debug").join("libnss_lanyard.so")
+    target_dir().join(profile()).join("libnss_lanyard.so")
 }
 
 /// Fails with the command that builds `path` when it is missing.
