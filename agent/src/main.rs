@@ -47,7 +47,11 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-#[tokio::main]
+// One thread: a lookup is a few microseconds of work between socket waits, and keeping the
+// accept loop, the handlers and the LDAP connections on one thread saves the cross-thread
+// wake-ups that cost about 20 us per lookup on two cores (measured with tests/bench.sh).
+// Anything CPU-heavy (password hashing, later) goes to spawn_blocking.
+#[tokio::main(flavor = "current_thread")]
 async fn serve(config: Config) -> anyhow::Result<()> {
     announce_risks(&config);
     let directory = LdapDirectory::new(&config.directory).map_err(anyhow::Error::msg)?;

@@ -36,10 +36,10 @@ impl LdapDirectory {
         })
     }
 
-    /// Connects one pool slot now, so a broken setup is in the log at start-up, not at the
-    /// first login.
+    /// Connects every pool slot now, so a broken setup is in the log at start-up rather than
+    /// at the first login, and the first lookups do not pay for TLS handshakes.
     pub async fn warm_up(&self) -> Result<(), DirectoryError> {
-        self.pool.lease().await.map(drop)
+        self.pool.connect_all().await
     }
 
     /// Runs `op` on a pooled connection under the timeout; once more on a fresh connection if

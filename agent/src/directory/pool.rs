@@ -79,6 +79,14 @@ impl Pool {
         Ok(Lease { ldap, server, slot, serial })
     }
 
+    /// Leases each slot once, which connects the empty ones.
+    pub async fn connect_all(&self) -> Result<(), DirectoryError> {
+        for _ in 0..self.slots.len() {
+            self.lease().await?;
+        }
+        Ok(())
+    }
+
     /// Drops the lease's connection from its slot (if the slot still holds it), so the next
     /// lease connects afresh.
     pub async fn discard(&self, lease: &Lease) {

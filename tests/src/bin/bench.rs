@@ -54,7 +54,15 @@ fn run() -> Result<()> {
         let get = |key: &str| figures.iter().find(|(k, _)| k == key).map_or("-", |(_, v)| v.as_str()).to_owned();
         let total_ms = get("total_us").parse::<f64>().map_or("-".into(), |us| format!("{:.1}", us / 1000.0));
         let found = if args[0].starts_with("enum") { get("count") } else { get("found") };
-        println!("{label:<52} {:>9} {:>9} {:>9} {total_ms:>10} {found:>8}", get("p50_us"), get("p99_us"), get("first_us"));
+        println!(
+            "{label:<52} {:>9} {:>9} {:>9} {total_ms:>10} {found:>8}",
+            get("p50_us"),
+            get("p99_us"),
+            get("first_us")
+        );
+    }
+    if std::env::var_os("LANYARD_BENCH_AGENT_LOG").is_some() {
+        println!("\nlanyardd log:\n{}", agent.log());
     }
     drop(agent);
     drop(slapd);
