@@ -105,13 +105,17 @@ pub fn read_body(reader: &mut impl Read, max: usize) -> Result<Zeroizing<Vec<u8>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Group, Passwd, Request, Response, Secret};
+    use crate::{Group, HomeDirectory, PamContext, Passwd, Request, Response, Secret};
 
     fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(message: T) {
         let frame = encode(&message, MAX_RESPONSE).unwrap();
         let body = read_body(&mut frame.as_slice(), MAX_RESPONSE).unwrap();
         let back: T = decode(&body).unwrap();
         assert_eq!(back, message);
+    }
+
+    fn context() -> PamContext {
+        PamContext { service: "sshd".into(), rhost: "192.0.2.1".into(), tty: "ssh".into(), ruser: String::new() }
     }
 
     fn alice() -> Passwd {
@@ -135,6 +139,16 @@ mod tests {
             Request::GroupsOfUser("alice".into()),
             Request::EnumerateUsers,
             Request::EnumerateGroups,
+            Request::Authenticate { user: "alice".into(), password: Secret::new(b"pw".to_vec()), context: context() },
+            Request::CheckAccount { user: "alice".into(), context: context() },
+            Request::ChangePassword {
+                user: "alice".into(),
+                old: Some(Secret::new(b"old".to_vec())),
+                new: Secret::new(b"new".to_vec()),
+                context: context(),
+            },
+            Request::ChangePassword { user: "bob".into(), old: None, new: Secret::new(b"n".to_vec()), context: context() },
+            Request::OpenSession { user: "alice".into(), context: PamContext::default() },
         ] {
             round_trip(request);
         }
@@ -153,6 +167,18 @@ mod tests {
             Response::NotFound,
             Response::Unavailable("directory down".into()),
             Response::Refused("not root".into()),
+            Response::Authenticated { offline: true },
+            Response::WrongPassword,
+            Response::TooManyAttempts { retry_after_secs: 30 },
+            Response::AccountOk { warning: Some("expires in 3 days".into()) },
+            Response::AccountOk { warning: None },
+            Response::AccountExpired("expired".into()),
+            Response::PasswordExpired("too old".into()),
+            Response::Denied("locked".into()),
+            Response::PasswordChanged,
+            Response::PasswordRejected("too short".into()),
+            Response::SessionReady { home: Some(HomeDirectory { path: "/home/a".into(), uid: 1, gid: 2, mode: 0o700 }) },
+            Response::SessionReady { home: None },
         ] {
             round_trip(response);
         }

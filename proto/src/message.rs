@@ -1,13 +1,15 @@
-//! The protocol: one [`Request`] per connection (or one enumeration stream), answered by
-//! [`Response`]s.
+//! The protocol: a [`Request`] answered by one [`Response`] (or, for enumeration, a stream of
+//! them). A connection may carry several requests in turn.
 //!
 //! postcard encodes enum variants by position: add new variants at the end only, never reorder
 //! or remove one. The frame's version byte changes only for an incompatible layout.
 
 use serde::{Deserialize, Serialize};
 
-/// What a module asks the agent. `Hash` because the agent keys its answers by request.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+use crate::Secret;
+
+/// What a module asks the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
     /// `getpwnam`: answered by [`Response::User`] or [`Response::NotFound`].
     UserByName(String),
@@ -25,6 +27,34 @@ pub enum Request {
     EnumerateUsers,
     /// `setgrent`: answered by [`Response::GroupPage`]s closed by [`Response::EndOfPages`].
     EnumerateGroups,
+    /// `pam_sm_authenticate`: answered by [`Response::Authenticated`],
+    /// [`Response::WrongPassword`], [`Response::NotFound`], [`Response::TooManyAttempts`],
+    /// [`Response::Refused`] (this caller may not ask for this user) or
+    /// [`Response::Unavailable`].
+    Authenticate { user: String, password: Secret, context: PamContext },
+    /// `pam_sm_acct_mgmt`: answered by [`Response::AccountOk`], [`Response::AccountExpired`],
+    /// [`Response::PasswordExpired`], [`Response::Denied`], [`Response::NotFound`] or
+    /// [`Response::Unavailable`].
+    CheckAccount { user: String, context: PamContext },
+    /// `pam_sm_chauthtok`: `old` is the current password (absent only for root resetting
+    /// another user's password where the config allows it). Answered by
+    /// [`Response::PasswordChanged`], [`Response::PasswordRejected`],
+    /// [`Response::WrongPassword`], [`Response::NotFound`], [`Response::Refused`] or
+    /// [`Response::Unavailable`].
+    ChangePassword { user: String, old: Option<Secret>, new: Secret, context: PamContext },
+    /// `pam_sm_open_session`: answered by [`Response::SessionReady`], [`Response::NotFound`]
+    /// or [`Response::Unavailable`].
+    OpenSession { user: String, context: PamContext },
+}
+
+/// Where a PAM request comes from (the PAM items), for the audit log and access rules.
+/// Empty strings where the application did not set an item.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PamContext {
+    pub service: String,
+    pub rhost: String,
+    pub tty: String,
+    pub ruser: String,
 }
 
 /// What the agent answers.
@@ -43,6 +73,37 @@ pub enum Response {
     Unavailable(String),
     /// The request was understood but is not allowed for this caller.
     Refused(String),
+    /// The password is right. `offline`: checked against the offline verifier because the
+    /// directory could not be reached.
+    Authenticated { offline: bool },
+    /// The password is wrong (or empty: an empty password never reaches a bind).
+    WrongPassword,
+    /// Too many failed attempts for this account or from this caller; nothing was tried.
+    TooManyAttempts { retry_after_secs: u32 },
+    /// The account may log in. `warning` is shown to the user (e.g. a password about to expire).
+    AccountOk { warning: Option<String> },
+    /// The account has expired (`shadowExpire` passed). The text is for the user.
+    AccountExpired(String),
+    /// The password is too old and must be changed now. The text is for the user.
+    PasswordExpired(String),
+    /// The account is locked or an access rule keeps it out. The text is for the user.
+    Denied(String),
+    PasswordChanged,
+    /// The directory refused the new password (quality, history, age). The text is the
+    /// directory's reason, for the user.
+    PasswordRejected(String),
+    /// The session may open; `home` is a home directory to create if it does not exist.
+    SessionReady { home: Option<HomeDirectory> },
+}
+
+/// A home directory the PAM module creates at session start, from `/etc/skel`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HomeDirectory {
+    pub path: String,
+    pub uid: u32,
+    pub gid: u32,
+    /// Permission bits of the new directory, e.g. 0o700.
+    pub mode: u32,
 }
 
 /// A user as `struct passwd` carries it. The password field is always `x`: no hash ever leaves
@@ -78,6 +139,20 @@ impl Response {
             Response::NotFound => "not found".to_owned(),
             Response::Unavailable(why) => format!("unavailable: {why}"),
             Response::Refused(why) => format!("refused: {why}"),
+            Response::Authenticated { offline: false } => "authenticated".to_owned(),
+            Response::Authenticated { offline: true } => "authenticated offline".to_owned(),
+            Response::WrongPassword => "wrong password".to_owned(),
+            Response::TooManyAttempts { retry_after_secs } => format!("too many attempts; retry in {retry_after_secs} s"),
+            Response::AccountOk { .. } => "account ok".to_owned(),
+            Response::AccountExpired(why) => format!("account expired: {why}"),
+            Response::PasswordExpired(why) => format!("password expired: {why}"),
+            Response::Denied(why) => format!("denied: {why}"),
+            Response::PasswordChanged => "password changed".to_owned(),
+            Response::PasswordRejected(why) => format!("password rejected: {why}"),
+            Response::SessionReady { home } => match home {
+                Some(home) => format!("session ready, home {}", home.path),
+                None => "session ready".to_owned(),
+            },
         }
     }
 }

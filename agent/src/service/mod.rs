@@ -23,9 +23,20 @@ pub enum Reply {
     Pages(Vec<Response>),
 }
 
+/// What a lookup answer is stored under: the lookup requests, without anything else a request
+/// may carry (credentials never become cache keys).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Lookup {
+    UserByName(String),
+    UserByUid(u32),
+    GroupByName(String),
+    GroupByGid(u32),
+    GroupsOfUser(String),
+}
+
 pub struct Service<D> {
     directory: D,
-    answers: Cache<Request, Response>,
+    answers: Cache<Lookup, Response>,
     users: Cache<(), Vec<Passwd>>,
     groups: Cache<(), Vec<Group>>,
 }
@@ -54,29 +65,36 @@ impl<D: Directory> Service<D> {
     }
 
     async fn lookup(&self, request: Request) -> Arc<Response> {
-        match &request {
+        let key = match request {
+            Request::UserByName(name) => Lookup::UserByName(name),
+            Request::UserByUid(uid) => Lookup::UserByUid(uid),
+            Request::GroupByName(name) => Lookup::GroupByName(name),
+            Request::GroupByGid(gid) => Lookup::GroupByGid(gid),
+            Request::GroupsOfUser(name) => Lookup::GroupsOfUser(name),
+            _ => return Arc::new(Response::Refused("not a lookup".into())),
+        };
+        match &key {
             // Refused before any traffic: such a name cannot exist, and it cannot reach a filter.
-            Request::UserByName(name) | Request::GroupByName(name) | Request::GroupsOfUser(name)
+            Lookup::UserByName(name) | Lookup::GroupByName(name) | Lookup::GroupsOfUser(name)
                 if !is_valid_name(name) =>
             {
                 Arc::new(Response::NotFound)
             }
             // Root is the machine's own; the directory is never asked for id 0.
-            Request::UserByUid(0) | Request::GroupByGid(0) => Arc::new(Response::NotFound),
-            Request::UserByName(name) => {
-                self.cached(request.clone(), found(self.directory.user_by_name(name), Response::User)).await
+            Lookup::UserByUid(0) | Lookup::GroupByGid(0) => Arc::new(Response::NotFound),
+            Lookup::UserByName(name) => {
+                self.cached(key.clone(), found(self.directory.user_by_name(name), Response::User)).await
             }
-            Request::UserByUid(uid) => {
-                self.cached(request.clone(), found(self.directory.user_by_uid(*uid), Response::User)).await
+            Lookup::UserByUid(uid) => {
+                self.cached(key.clone(), found(self.directory.user_by_uid(*uid), Response::User)).await
             }
-            Request::GroupByName(name) => {
-                self.cached(request.clone(), found(self.directory.group_by_name(name), Response::Group)).await
+            Lookup::GroupByName(name) => {
+                self.cached(key.clone(), found(self.directory.group_by_name(name), Response::Group)).await
             }
-            Request::GroupByGid(gid) => {
-                self.cached(request.clone(), found(self.directory.group_by_gid(*gid), Response::Group)).await
+            Lookup::GroupByGid(gid) => {
+                self.cached(key.clone(), found(self.directory.group_by_gid(*gid), Response::Group)).await
             }
-            Request::GroupsOfUser(name) => self.cached(request.clone(), self.groups_of_user(name)).await,
-            Request::EnumerateUsers | Request::EnumerateGroups => Arc::new(Response::Refused("not a lookup".into())),
+            Lookup::GroupsOfUser(name) => self.cached(key.clone(), self.groups_of_user(name)).await,
         }
     }
 
@@ -84,7 +102,7 @@ impl<D: Directory> Service<D> {
     /// sources decide; otherwise the gids of every group that lists the user.
     async fn groups_of_user(&self, name: &str) -> Response {
         let user = self
-            .cached(Request::UserByName(name.to_owned()), found(self.directory.user_by_name(name), Response::User))
+            .cached(Lookup::UserByName(name.to_owned()), found(self.directory.user_by_name(name), Response::User))
             .await;
         match &*user {
             Response::User(_) => match self.directory.groups_of_user(name).await {
@@ -95,7 +113,7 @@ impl<D: Directory> Service<D> {
         }
     }
 
-    async fn cached(&self, key: Request, fetch: impl Future<Output = Response>) -> Arc<Response> {
+    async fn cached(&self, key: Lookup, fetch: impl Future<Output = Response>) -> Arc<Response> {
         if let Some(hit) = self.answers.get(&key) {
             return hit;
         }
