@@ -8,26 +8,24 @@ use lanyard_proto::frame::{self, FrameError, HEADER_LEN, MAX_REQUEST, MAX_RESPON
 use lanyard_proto::{Request, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
-use tracing::debug;
+use tracing::{Level, debug, enabled};
 use zeroize::Zeroizing;
 
 use crate::directory::Directory;
+use crate::policy::Caller;
 use crate::service::{Reply, Service};
 
-/// How long a connected client may take to send a whole request, or stay idle between two.
-const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a client may take to send a whole request, or stay idle between two. The modules
+/// send at once and ask once per connection; a quiet connection only holds a slot.
+const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(2);
 /// The most one request may take, directory included. Below the modules' reply deadline
 /// (`Deadlines::default().reply`), so they hear "unavailable" rather than time out.
 pub const REQUEST_BUDGET: Duration = Duration::from_secs(5);
-/// How long one response frame may take to be written (a client that stopped reading).
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Who is on the other end, from SO_PEERCRED.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Caller {
-    pub uid: u32,
-    pub pid: Option<i32>,
-}
+/// How long a response frame may take to be written.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// The same for enumeration pages: `getent passwd | less` stops reading while a person reads.
+/// The per-uid connection limit bounds what such a wait can hold.
+const PAGE_WRITE_TIMEOUT: Duration = Duration::from_secs(600);
 
 pub async fn serve<D: Directory>(mut stream: UnixStream, caller: Caller, service: Arc<Service<D>>) {
     loop {
@@ -40,20 +38,36 @@ pub async fn serve<D: Directory>(mut stream: UnixStream, caller: Caller, service
             }
         };
         let started = Instant::now();
-        let summary = format!("{request:?}");
-        let reply = match tokio::time::timeout(REQUEST_BUDGET, service.handle(request)).await {
+        let summary = enabled!(Level::DEBUG).then(|| summarize(&request));
+        let reply = match tokio::time::timeout(REQUEST_BUDGET, service.handle(request, caller)).await {
             Ok(reply) => reply,
             Err(_) => Reply::One(Arc::new(Response::Unavailable(format!("no answer within {REQUEST_BUDGET:?}")))),
         };
-        let outcome = match &reply {
-            Reply::One(response) => response.summary(),
-            Reply::Pages(pages) => format!("{} pages", pages.len()),
-        };
-        debug!(uid = caller.uid, pid = caller.pid, request = %summary, %outcome, elapsed_us = started.elapsed().as_micros() as u64, "answered");
+        if let Some(summary) = summary {
+            let elapsed_us = started.elapsed().as_micros() as u64;
+            debug!(uid = caller.uid, pid = caller.pid, request = %summary, outcome = %reply.summary(), elapsed_us, "answered");
+        }
         if let Err(why) = write_reply(&mut stream, &reply).await {
             debug!(uid = caller.uid, pid = caller.pid, "dropping connection: {why}");
             return;
         }
+    }
+}
+
+/// A request for the debug log: what was asked about, never a credential or PAM item.
+fn summarize(request: &Request) -> String {
+    match request {
+        Request::UserByName(name) => format!("user {name:?}"),
+        Request::UserByUid(uid) => format!("uid {uid}"),
+        Request::GroupByName(name) => format!("group {name:?}"),
+        Request::GroupByGid(gid) => format!("gid {gid}"),
+        Request::GroupsOfUser(name) => format!("groups of {name:?}"),
+        Request::EnumerateUsers => "all users".into(),
+        Request::EnumerateGroups => "all groups".into(),
+        Request::Authenticate { user, .. } => format!("authenticate {user:?}"),
+        Request::CheckAccount { user, .. } => format!("account {user:?}"),
+        Request::ChangePassword { user, .. } => format!("password change {user:?}"),
+        Request::OpenSession { user, .. } => format!("session {user:?}"),
     }
 }
 
@@ -79,17 +93,17 @@ async fn read_request(stream: &mut UnixStream) -> Result<Option<Request>, String
 
 async fn write_reply(stream: &mut UnixStream, reply: &Reply) -> Result<(), String> {
     match reply {
-        Reply::One(response) => write_frame(stream, response).await,
-        Reply::Pages(pages) => {
-            for page in pages {
-                write_frame(stream, page).await?;
+        Reply::One(response) => write_frame(stream, response, WRITE_TIMEOUT).await,
+        Reply::Users(_) | Reply::Groups(_) => {
+            for page in reply.pages() {
+                write_frame(stream, &page, PAGE_WRITE_TIMEOUT).await?;
             }
             Ok(())
         }
     }
 }
 
-async fn write_frame(stream: &mut UnixStream, response: &Response) -> Result<(), String> {
+async fn write_frame(stream: &mut UnixStream, response: &Response, timeout: Duration) -> Result<(), String> {
     let bytes = match frame::encode(response, MAX_RESPONSE) {
         Ok(bytes) => bytes,
         Err(e) => {
@@ -98,8 +112,8 @@ async fn write_frame(stream: &mut UnixStream, response: &Response) -> Result<(),
             frame::encode(&Response::Unavailable("answer too large".into()), MAX_RESPONSE).map_err(|e| e.to_string())?
         }
     };
-    match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&bytes)).await {
+    match tokio::time::timeout(timeout, stream.write_all(&bytes)).await {
         Ok(result) => result.map_err(|e| format!("write failed: {e}")),
-        Err(_) => Err(format!("client did not read for {WRITE_TIMEOUT:?}")),
+        Err(_) => Err(format!("client did not read for {timeout:?}")),
     }
 }

@@ -11,6 +11,8 @@ pub mod directory;
 mod duration;
 pub mod handler;
 pub mod listener;
+pub mod policy;
+mod ratelimit;
 pub mod service;
 
 use std::future::Future;

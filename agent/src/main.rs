@@ -55,7 +55,7 @@ fn main() -> std::process::ExitCode {
 async fn serve(config: Config) -> anyhow::Result<()> {
     announce_risks(&config);
     let directory = LdapDirectory::new(&config.directory).map_err(anyhow::Error::msg)?;
-    let service = Arc::new(Service::new(directory, config.cache));
+    let service = Arc::new(Service::new(directory, config.cache, config.pam.clone()));
     let listener = bind(&config.socket)?;
     info!(socket = %config.socket.display(), servers = config.directory.servers.len(), "listening");
 
@@ -93,7 +93,9 @@ fn bind(path: &Path) -> anyhow::Result<UnixListener> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        // With a deadline: a hung agent's full backlog must not hang this start.
+        let deadlines = lanyard_proto::Deadlines { connect: std::time::Duration::from_secs(1), ..Default::default() };
+        if lanyard_proto::Client::connect(path, deadlines).is_ok() {
             bail!("another agent is already listening on {}", path.display());
         }
         std::fs::remove_file(path).with_context(|| format!("removing the stale socket {}", path.display()))?;

@@ -198,7 +198,7 @@ pub unsafe extern "C" fn _nss_lanyard_initgroups_dyn(
 /// UNAVAIL instead of unwinding into C (which would abort the host), sets errno.
 fn answer<T>(errno: Option<&mut c_int>, work: impl FnOnce() -> Result<T, Error>) -> NssStatus {
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        if lookup::bypassed() {
+        if bypassed() {
             return Err(Error::Unavailable(Unavailable::Bypassed));
         }
         work()
@@ -209,6 +209,15 @@ fn answer<T>(errno: Option<&mut c_int>, work: impl FnOnce() -> Result<T, Error>)
         *errno = code;
     }
     status
+}
+
+/// Whether this process is the agent (or runs on its behalf) and must not ask the agent.
+/// As with `secure_getenv`, the variable is ignored in a setuid or otherwise privileged program
+/// (AT_SECURE: sudo, su), so a user cannot hide their own directory groups from it.
+fn bypassed() -> bool {
+    // SAFETY: getauxval reads the process's auxiliary vector; AT_SECURE is a valid key.
+    let privileged = unsafe { libc::getauxval(libc::AT_SECURE) } != 0;
+    !privileged && std::env::var_os(lanyard_proto::BYPASS_ENV).is_some()
 }
 
 /// The agent's socket. Always the fixed path in the shipped module: an override from the

@@ -14,11 +14,6 @@ use libc::{c_long, gid_t};
 use crate::buffer::{self, PackError, PackedGroup, PackedPasswd};
 use crate::status::{Error, Unavailable};
 
-/// Whether this process is the agent (or runs on its behalf) and must not ask the agent.
-pub fn bypassed() -> bool {
-    std::env::var_os(lanyard_proto::BYPASS_ENV).is_some()
-}
-
 /// `getpwnam_r`.
 pub fn user_by_name(socket: &Path, name: &[u8], buf: &mut [u8]) -> Result<PackedPasswd, Error> {
     let name = checked_name(name)?;

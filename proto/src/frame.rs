@@ -56,23 +56,54 @@ impl From<std::io::Error> for FrameError {
     }
 }
 
-/// Encodes `message` as one frame. The buffer is zeroized when dropped because a request may
-/// carry a [`crate::Secret`].
+/// Encodes `message` as one frame. The buffer is zeroized when dropped, and so is every buffer
+/// it outgrew on the way ([`WipingVec`]), because a request may carry a [`crate::Secret`].
 pub fn encode<T: Serialize>(message: &T, max: usize) -> Result<Zeroizing<Vec<u8>>, FrameError> {
-    let mut buf = Zeroizing::new(vec![VERSION, 0, 0, 0, 0]);
-    // `to_extend` writes into our buffer, so the secret is never copied into one we don't wipe.
-    let mut out = postcard::to_extend(message, std::mem::take(&mut *buf)).map_err(FrameError::Encode)?;
+    let mut out = WipingVec { bytes: Zeroizing::new(Vec::with_capacity(256)), max: HEADER_LEN + max };
+    out.bytes.extend_from_slice(&[VERSION, 0, 0, 0, 0]);
+    let mut out = postcard::serialize_with_flavor(message, out).map_err(|e| match e {
+        postcard::Error::SerializeBufferFull => FrameError::TooLarge { len: max + 1, max },
+        other => FrameError::Encode(other),
+    })?;
     let len = out.len() - HEADER_LEN;
-    if len > max {
-        zeroize::Zeroize::zeroize(&mut out);
-        return Err(FrameError::TooLarge { len, max });
-    }
-    let Ok(len32) = u32::try_from(len) else {
-        zeroize::Zeroize::zeroize(&mut out);
-        return Err(FrameError::TooLarge { len, max });
-    };
+    let len32 = u32::try_from(len).map_err(|_| FrameError::TooLarge { len, max })?;
     out[1..HEADER_LEN].copy_from_slice(&len32.to_be_bytes());
-    Ok(Zeroizing::new(out))
+    Ok(out)
+}
+
+/// A postcard output that never leaves a copy behind: when it must grow, it copies into a
+/// larger buffer and wipes the old one (a plain `Vec` would free it with the bytes intact).
+/// It also stops at `max` bytes, so an oversized message fails before it is fully built.
+struct WipingVec {
+    bytes: Zeroizing<Vec<u8>>,
+    max: usize,
+}
+
+impl postcard::ser_flavors::Flavor for WipingVec {
+    type Output = Zeroizing<Vec<u8>>;
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        let needed = self.bytes.len() + data.len();
+        if needed > self.max {
+            return Err(postcard::Error::SerializeBufferFull);
+        }
+        if needed > self.bytes.capacity() {
+            let mut bigger = Zeroizing::new(Vec::with_capacity(needed.max(self.bytes.capacity() * 2).min(self.max)));
+            bigger.extend_from_slice(&self.bytes);
+            // Dropping the old Zeroizing<Vec> wipes it.
+            self.bytes = bigger;
+        }
+        self.bytes.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.try_extend(&[data])
+    }
+
+    fn finalize(self) -> postcard::Result<Self::Output> {
+        Ok(self.bytes)
+    }
 }
 
 /// Checks a header and returns the body length it announces.
@@ -147,7 +178,12 @@ mod tests {
                 new: Secret::new(b"new".to_vec()),
                 context: context(),
             },
-            Request::ChangePassword { user: "bob".into(), old: None, new: Secret::new(b"n".to_vec()), context: context() },
+            Request::ChangePassword {
+                user: "bob".into(),
+                old: None,
+                new: Secret::new(b"n".to_vec()),
+                context: context(),
+            },
             Request::OpenSession { user: "alice".into(), context: PamContext::default() },
         ] {
             round_trip(request);
@@ -177,7 +213,9 @@ mod tests {
             Response::Denied("locked".into()),
             Response::PasswordChanged,
             Response::PasswordRejected("too short".into()),
-            Response::SessionReady { home: Some(HomeDirectory { path: "/home/a".into(), uid: 1, gid: 2, mode: 0o700 }) },
+            Response::SessionReady {
+                home: Some(HomeDirectory { path: "/home/a".into(), uid: 1, gid: 2, mode: 0o700 }),
+            },
             Response::SessionReady { home: None },
         ] {
             round_trip(response);
@@ -218,6 +256,12 @@ mod tests {
     fn an_oversized_message_is_refused_at_encoding() {
         let request = Request::UserByName("a".repeat(MAX_REQUEST + 1));
         assert!(matches!(encode(&request, MAX_REQUEST), Err(FrameError::TooLarge { .. })));
+    }
+
+    #[test]
+    fn a_large_message_grows_the_buffer_and_still_round_trips() {
+        let members: Vec<String> = (0..5000).map(|i| format!("member{i:04}")).collect();
+        round_trip(Response::Group(Group { name: "big".into(), gid: 1, members }));
     }
 
     #[test]

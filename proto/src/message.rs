@@ -75,13 +75,19 @@ pub enum Response {
     Refused(String),
     /// The password is right. `offline`: checked against the offline verifier because the
     /// directory could not be reached.
-    Authenticated { offline: bool },
+    Authenticated {
+        offline: bool,
+    },
     /// The password is wrong (or empty: an empty password never reaches a bind).
     WrongPassword,
     /// Too many failed attempts for this account or from this caller; nothing was tried.
-    TooManyAttempts { retry_after_secs: u32 },
+    TooManyAttempts {
+        retry_after_secs: u32,
+    },
     /// The account may log in. `warning` is shown to the user (e.g. a password about to expire).
-    AccountOk { warning: Option<String> },
+    AccountOk {
+        warning: Option<String>,
+    },
     /// The account has expired (`shadowExpire` passed). The text is for the user.
     AccountExpired(String),
     /// The password is too old and must be changed now. The text is for the user.
@@ -93,7 +99,9 @@ pub enum Response {
     /// directory's reason, for the user.
     PasswordRejected(String),
     /// The session may open; `home` is a home directory to create if it does not exist.
-    SessionReady { home: Option<HomeDirectory> },
+    SessionReady {
+        home: Option<HomeDirectory>,
+    },
 }
 
 /// A home directory the PAM module creates at session start, from `/etc/skel`.
@@ -142,7 +150,9 @@ impl Response {
             Response::Authenticated { offline: false } => "authenticated".to_owned(),
             Response::Authenticated { offline: true } => "authenticated offline".to_owned(),
             Response::WrongPassword => "wrong password".to_owned(),
-            Response::TooManyAttempts { retry_after_secs } => format!("too many attempts; retry in {retry_after_secs} s"),
+            Response::TooManyAttempts { retry_after_secs } => {
+                format!("too many attempts; retry in {retry_after_secs} s")
+            }
             Response::AccountOk { .. } => "account ok".to_owned(),
             Response::AccountExpired(why) => format!("account expired: {why}"),
             Response::PasswordExpired(why) => format!("password expired: {why}"),

@@ -25,6 +25,7 @@ pub struct Config {
     pub directory: DirectoryConfig,
     pub cache: CacheConfig,
     pub offline: OfflineConfig,
+    pub pam: PamConfig,
 }
 
 #[derive(Debug)]
@@ -121,6 +122,22 @@ pub struct OfflineConfig {
     pub lockout: Duration,
 }
 
+/// Who may log in and what a login may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PamConfig {
+    /// Empty: no group restriction.
+    pub allowed_groups: Vec<String>,
+    /// An extra filter the user's entry must match; `{user}`, `{host}` and `{service}` are
+    /// replaced by escaped values when it is used.
+    pub access_filter: Option<String>,
+    pub root_may_reset_passwords: bool,
+    pub create_home: bool,
+    pub home_mode: u32,
+    /// Failed logins per account within `failure_window` before attempts are refused.
+    pub max_failures: u32,
+    pub failure_window: Duration,
+}
+
 /// A config that cannot be used: which file, which key, and why.
 #[derive(Debug)]
 pub struct ConfigError {
@@ -172,6 +189,7 @@ impl Config {
             max_failures: raw.offline.max_failures.unwrap_or(5),
             lockout: duration("offline.lockout", raw.offline.lockout.as_ref(), Duration::from_secs(300))?,
         };
+        let pam = pam_config(&raw.pam, &error, &duration)?;
         Ok(Config {
             path: path.to_owned(),
             socket: raw.socket.unwrap_or_else(|| lanyard_proto::DEFAULT_SOCKET.into()),
@@ -179,8 +197,45 @@ impl Config {
             directory,
             cache,
             offline,
+            pam,
         })
     }
+}
+
+fn pam_config(raw: &raw::RawPam, error: &ErrorFn, duration: &DurationFn) -> Result<PamConfig, ConfigError> {
+    let allowed_groups = raw.allowed_groups.clone().unwrap_or_default();
+    if let Some(bad) = allowed_groups.iter().find(|g| !lanyard_proto::name::is_valid_name(g)) {
+        return Err(error("pam.allowed_groups", format!("{bad:?} is not a valid group name")));
+    }
+    let access_filter = match &raw.access_filter {
+        None => None,
+        Some(filter) => {
+            // Check it with harmless stand-ins for the placeholders.
+            let sample = filter.replace("{user}", "u").replace("{host}", "h").replace("{service}", "s");
+            search_filter(Some(&sample), "").map_err(|m| error("pam.access_filter", m))?;
+            Some(filter.trim().to_owned())
+        }
+    };
+    let home_mode = match &raw.home_mode {
+        None => 0o700,
+        Some(text) => match u32::from_str_radix(text.trim_start_matches("0o"), 8) {
+            Ok(mode) if mode <= 0o777 => mode,
+            _ => return Err(error("pam.home_mode", format!("{text:?} is not an octal mode like \"0700\""))),
+        },
+    };
+    let max_failures = raw.max_failures.unwrap_or(5);
+    if max_failures == 0 {
+        return Err(error("pam.max_failures", "must be at least 1".into()));
+    }
+    Ok(PamConfig {
+        allowed_groups,
+        access_filter,
+        root_may_reset_passwords: raw.root_may_reset_passwords.unwrap_or(false),
+        create_home: raw.create_home.unwrap_or(false),
+        home_mode,
+        max_failures,
+        failure_window: duration("pam.failure_window", raw.failure_window.as_ref(), Duration::from_secs(300))?,
+    })
 }
 
 type ErrorFn<'a> = dyn Fn(&str, String) -> ConfigError + 'a;

@@ -15,6 +15,8 @@ pub struct RawConfig {
     pub cache: RawCache,
     #[serde(default)]
     pub offline: RawOffline,
+    #[serde(default)]
+    pub pam: RawPam,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,4 +88,16 @@ pub struct RawOffline {
     pub max_age: Option<String>,
     pub max_failures: Option<u32>,
     pub lockout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPam {
+    pub allowed_groups: Option<Vec<String>>,
+    pub access_filter: Option<String>,
+    pub root_may_reset_passwords: Option<bool>,
+    pub create_home: Option<bool>,
+    pub home_mode: Option<String>,
+    pub max_failures: Option<u32>,
+    pub failure_window: Option<String>,
 }

@@ -161,3 +161,33 @@ fn schemas_not_built_yet_are_refused_plainly() {
     let message = error_of(&format!("{MINIMAL}schema = \"ad\"\n"));
     assert!(message.contains("directory.schema") && message.contains("not supported"), "{message}");
 }
+
+#[test]
+fn pam_defaults_allow_everyone_and_limit_guessing() {
+    let pam = parse(MINIMAL).unwrap().pam;
+    assert!(pam.allowed_groups.is_empty() && pam.access_filter.is_none());
+    assert!(!pam.root_may_reset_passwords && !pam.create_home);
+    assert_eq!((pam.home_mode, pam.max_failures, pam.failure_window), (0o700, 5, Duration::from_secs(300)));
+}
+
+#[test]
+fn pam_settings_are_checked() {
+    let pam = parse(&format!(
+        "{MINIMAL}[pam]\nallowed_groups = [\"developers\"]\naccess_filter = \"(host={{host}})\"\nhome_mode = \"0750\"\n"
+    ))
+    .unwrap()
+    .pam;
+    assert_eq!(pam.allowed_groups, ["developers"]);
+    assert_eq!(pam.access_filter.as_deref(), Some("(host={host})"));
+    assert_eq!(pam.home_mode, 0o750);
+    for (text, key) in [
+        ("allowed_groups = [\"a b\"]", "pam.allowed_groups"),
+        ("access_filter = \"(host={host}\"", "pam.access_filter"),
+        ("home_mode = \"0799\"", "pam.home_mode"),
+        ("max_failures = 0", "pam.max_failures"),
+        ("failure_window = \"5\"", "pam.failure_window"),
+    ] {
+        let message = error_of(&format!("{MINIMAL}[pam]\n{text}\n"));
+        assert!(message.contains(key), "{text}: {message}");
+    }
+}

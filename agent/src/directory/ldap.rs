@@ -1,34 +1,40 @@
 //! [`LdapDirectory`]: the [`Directory`] trait over LDAP searches.
 //!
 //! Every operation runs under `directory.timeout`. A connection that fails or stalls is
-//! discarded and the operation tried once more on a fresh one (which may be the next server),
-//! so one dead connection costs a retry, not an outage.
+//! discarded and the operation tried once more on another pooled connection (reconnecting,
+//! servers in their configured order, if that slot is empty), so one dead connection costs a
+//! retry, not an outage.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::time::Duration;
 
-use lanyard_proto::{Group, Passwd};
+use lanyard_proto::{Group, Passwd, Secret};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Ldap, LdapError, Scope, SearchEntry};
 use tracing::{debug, warn};
 
-use super::pool::{Lease, Pool, ldap3_result_text};
-use super::{Directory, DirectoryError, filter, mapping, tls};
+use super::pool::{Identity, Pool, ldap3_result_text};
+use super::{AccountState, Directory, DirectoryError, PasswordChange, PasswordCheck, filter, mapping, tls};
 use crate::config::{DirectoryConfig, GroupMap, UserMap};
 
 pub struct LdapDirectory {
+    /// Searches, bound as the service account.
     pool: Pool,
-    users: UserMap,
+    /// Binds as end users (logins, password changes), one user at a time per connection.
+    pub(super) binder: Pool,
+    pub(super) users: UserMap,
     groups: GroupMap,
-    timeout: Duration,
+    pub(super) timeout: Duration,
     page_size: u32,
 }
 
 impl LdapDirectory {
     pub fn new(config: &DirectoryConfig) -> Result<LdapDirectory, String> {
+        let tls = tls::client_config(&config.trust)?;
         Ok(LdapDirectory {
-            pool: Pool::new(config, tls::client_config(&config.trust)?),
+            pool: Pool::new(config, tls.clone(), Identity::ServiceAccount),
+            binder: Pool::new(config, tls, Identity::BindsPerUse),
             users: config.users.clone(),
             groups: config.groups.clone(),
             timeout: config.timeout,
@@ -44,47 +50,48 @@ impl LdapDirectory {
 
     /// Runs `op` on a pooled connection under the timeout; once more on a fresh connection if
     /// the first one failed or stalled.
-    async fn with_retry<T, F, Fut>(&self, what: &str, op: F) -> Result<T, DirectoryError>
+    pub(super) async fn with_retry<T, F, Fut>(&self, what: &str, op: F) -> Result<T, DirectoryError>
     where
         F: Fn(Ldap) -> Fut,
         Fut: Future<Output = Result<T, LdapError>>,
     {
         let mut last = DirectoryError::Timeout;
         for _attempt in 0..2 {
+            // Dropped without `keep` (an error, a timeout, or this future cancelled), the lease
+            // discards its connection.
             let lease = self.pool.lease().await?;
             match tokio::time::timeout(self.timeout, op(lease.ldap.clone())).await {
-                Ok(Ok(value)) => return Ok(value),
+                Ok(Ok(value)) => {
+                    lease.keep();
+                    return Ok(value);
+                }
                 Ok(Err(LdapError::LdapResult { result })) => {
                     let why = format!("{}: {what}: {}", lease.server, ldap3_result_text(result.rc, &result.text));
+                    lease.keep();
                     warn!("{why}");
                     return Err(DirectoryError::Server(why));
                 }
                 Ok(Err(e)) => {
-                    warn!(server = %lease.server, "{what} failed, retrying on a new connection: {e}");
+                    warn!(server = %lease.server, "{what} failed, retrying on another connection: {e}");
                     last = DirectoryError::Unreachable(format!("{}: {e}", lease.server));
                 }
                 Err(_) => {
-                    warn!(server = %lease.server, "{what} took longer than {:?}; retrying on a new connection", self.timeout);
+                    warn!(server = %lease.server, "{what} took longer than {:?}; retrying on another connection", self.timeout);
                     last = DirectoryError::Timeout;
                 }
             }
-            self.discard(&lease).await;
         }
         Err(last)
     }
 
-    async fn discard(&self, lease: &Lease) {
-        self.pool.discard(lease).await;
-    }
-
     /// Entries matching `filter` under `base`, fetched in one search (lookups) or in pages.
-    async fn search(
+    pub(super) async fn search(
         &self,
         base: &str,
         filter: &str,
         attrs: &[String],
         paged: bool,
-    ) -> Result<Vec<HashMap<String, Vec<String>>>, DirectoryError> {
+    ) -> Result<Vec<SearchEntry>, DirectoryError> {
         debug!(base, filter, "search");
         let page_size = i32::try_from(self.page_size).unwrap_or(i32::MAX);
         self.with_retry("search", |mut ldap| async move {
@@ -96,7 +103,7 @@ impl LdapDirectory {
             let mut stream = ldap.streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec()).await?;
             let mut entries = Vec::new();
             while let Some(entry) = stream.next().await? {
-                entries.push(SearchEntry::construct(entry).attrs);
+                entries.push(SearchEntry::construct(entry));
             }
             stream.finish().await.success()?;
             Ok(entries)
@@ -112,7 +119,7 @@ impl LdapDirectory {
     ) -> Result<Option<Passwd>, DirectoryError> {
         let filter = filter::equality(&self.users.filter, attribute, value);
         let entries = self.search(&self.users.base, &filter, &mapping::user_attributes(&self.users), false).await?;
-        Ok(first_mapped(entries, |e| mapping::user(e, &self.users, wanted), "user", value))
+        Ok(first_mapped(entries, |e| mapping::user(&e.attrs, &self.users, wanted), "user", value))
     }
 
     async fn one_group(
@@ -123,15 +130,15 @@ impl LdapDirectory {
     ) -> Result<Option<Group>, DirectoryError> {
         let filter = filter::equality(&self.groups.filter, attribute, value);
         let entries = self.search(&self.groups.base, &filter, &mapping::group_attributes(&self.groups), false).await?;
-        Ok(first_mapped(entries, |e| mapping::group(e, &self.groups, wanted), "group", value))
+        Ok(first_mapped(entries, |e| mapping::group(&e.attrs, &self.groups, wanted), "group", value))
     }
 }
 
 /// The first entry that maps; the others are logged. Two entries for one name or id is a
 /// directory problem the administrator should hear about.
-fn first_mapped<T>(
-    entries: Vec<HashMap<String, Vec<String>>>,
-    map: impl Fn(&HashMap<String, Vec<String>>) -> Result<T, String>,
+pub(super) fn first_mapped<T>(
+    entries: Vec<SearchEntry>,
+    map: impl Fn(&SearchEntry) -> Result<T, String>,
     kind: &str,
     key: &str,
 ) -> Option<T> {
@@ -149,8 +156,8 @@ fn first_mapped<T>(
 /// Maps every entry, skipping (and counting in the log) those that cannot be represented, and
 /// keeping the first of several entries with one name.
 fn map_all<T>(
-    entries: Vec<HashMap<String, Vec<String>>>,
-    map: impl Fn(&HashMap<String, Vec<String>>) -> Result<T, String>,
+    entries: Vec<SearchEntry>,
+    map: impl Fn(&SearchEntry) -> Result<T, String>,
     name: impl Fn(&T) -> &str,
     kind: &str,
 ) -> Vec<T> {
@@ -196,7 +203,7 @@ impl Directory for LdapDirectory {
             self.search(&self.groups.base, &filter, std::slice::from_ref(&self.groups.gid_number), true).await?;
         let mut gids: Vec<u32> = entries
             .iter()
-            .filter_map(|e| mapping::gid(e, &self.groups).inspect_err(|why| debug!("group skipped: {why}")).ok())
+            .filter_map(|e| mapping::gid(&e.attrs, &self.groups).inspect_err(|why| debug!("group skipped: {why}")).ok())
             .filter(|&gid| gid != 0)
             .collect();
         gids.sort_unstable();
@@ -207,12 +214,33 @@ impl Directory for LdapDirectory {
     async fn all_users(&self) -> Result<Vec<Passwd>, DirectoryError> {
         let entries =
             self.search(&self.users.base, &self.users.filter, &mapping::user_attributes(&self.users), true).await?;
-        Ok(map_all(entries, |e| mapping::user(e, &self.users, None), |p| &p.name, "user"))
+        Ok(map_all(entries, |e| mapping::user(&e.attrs, &self.users, None), |p| &p.name, "user"))
+    }
+
+    async fn check_password(&self, user: &str, password: &Secret) -> Result<PasswordCheck, DirectoryError> {
+        self.check_password_as_user(user, password).await
+    }
+
+    async fn account(&self, user: &str) -> Result<Option<AccountState>, DirectoryError> {
+        self.account_state(user).await
+    }
+
+    async fn user_matches(&self, user: &str, filter: &str) -> Result<bool, DirectoryError> {
+        self.user_matches_filter(user, filter).await
+    }
+
+    async fn change_password(
+        &self,
+        user: &str,
+        old: Option<&Secret>,
+        new: &Secret,
+    ) -> Result<PasswordChange, DirectoryError> {
+        self.change_password_of(user, old, new).await
     }
 
     async fn all_groups(&self) -> Result<Vec<Group>, DirectoryError> {
         let entries =
             self.search(&self.groups.base, &self.groups.filter, &mapping::group_attributes(&self.groups), true).await?;
-        Ok(map_all(entries, |e| mapping::group(e, &self.groups, None), |g| &g.name, "group"))
+        Ok(map_all(entries, |e| mapping::group(&e.attrs, &self.groups, None), |g| &g.name, "group"))
     }
 }

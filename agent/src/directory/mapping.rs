@@ -37,17 +37,18 @@ pub fn group_attributes(map: &GroupMap) -> Vec<String> {
 pub fn user(attrs: &HashMap<String, Vec<String>>, map: &UserMap, wanted: Option<&str>) -> Result<Passwd, String> {
     let name = pick_name(values(attrs, &map.name), wanted)?;
     let uid = id(attrs, &map.uid_number)?;
-    if uid == 0 {
-        return Err("uid 0 is refused from the directory".into());
+    let gid = id(attrs, &map.gid_number)?;
+    if uid == 0 || gid == 0 {
+        return Err("uid 0 and primary gid 0 are refused from the directory".into());
     }
-    let gecos = first(attrs, &map.gecos).or_else(|| first(attrs, "cn")).unwrap_or_default();
+    let gecos = first_value(attrs, &map.gecos).or_else(|| first_value(attrs, "cn")).unwrap_or_default();
     let passwd = Passwd {
         name,
         uid,
-        gid: id(attrs, &map.gid_number)?,
+        gid,
         gecos: gecos.to_owned(),
-        home: first(attrs, &map.home).unwrap_or_default().to_owned(),
-        shell: first(attrs, &map.shell).unwrap_or_default().to_owned(),
+        home: first_value(attrs, &map.home).unwrap_or_default().to_owned(),
+        shell: first_value(attrs, &map.shell).unwrap_or_default().to_owned(),
     };
     for (field, value) in [("gecos", &passwd.gecos), ("home", &passwd.home), ("shell", &passwd.shell)] {
         check_text(field, value)?;
@@ -78,7 +79,8 @@ fn values<'a>(attrs: &'a HashMap<String, Vec<String>>, name: &str) -> &'a [Strin
     attrs.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map_or(&[], |(_, values)| values.as_slice())
 }
 
-fn first<'a>(attrs: &'a HashMap<String, Vec<String>>, name: &str) -> Option<&'a str> {
+/// The first value of `name` (any case), if the entry has one.
+pub fn first_value<'a>(attrs: &'a HashMap<String, Vec<String>>, name: &str) -> Option<&'a str> {
     values(attrs, name).first().map(String::as_str)
 }
 
@@ -96,7 +98,7 @@ fn pick_name(names: &[String], wanted: Option<&str>) -> Result<String, String> {
 }
 
 fn id(attrs: &HashMap<String, Vec<String>>, attribute: &str) -> Result<u32, String> {
-    let text = first(attrs, attribute).ok_or_else(|| format!("no {attribute}"))?;
+    let text = first_value(attrs, attribute).ok_or_else(|| format!("no {attribute}"))?;
     text.trim().parse().map_err(|_| format!("{attribute} {text:?} is not a number from 0 to 4294967295"))
 }
 
@@ -171,6 +173,8 @@ mod tests {
             assert!(user(&attrs, &users, None).is_err(), "{uid} {gecos:?}");
         }
         assert!(group(&entry(&[("cn", &["wheel"]), ("gidNumber", &["0"])]), &groups, None).is_err());
+        let primary_root = entry(&[("uid", &["eve"]), ("uidNumber", &["7"]), ("gidNumber", &["0"])]);
+        assert!(user(&primary_root, &users, None).is_err());
     }
 
     #[test]

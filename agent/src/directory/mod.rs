@@ -1,6 +1,7 @@
 //! The directory: what the agent asks of it ([`Directory`]), and the LDAP implementation.
 //!
 //! - [`ldap`]: [`LdapDirectory`], searches through the pool with deadlines and one retry.
+//! - `login`: binds as end users, account state, password changes (RFC 3062).
 //! - [`pool`]: persistent connections bound as the service account, servers tried in order.
 //! - [`tls`]: the rustls configuration (ring, the configured CA or the system's roots).
 //! - [`filter`]: filters built from escaped values.
@@ -8,13 +9,14 @@
 
 pub mod filter;
 pub mod ldap;
+mod login;
 pub mod mapping;
 pub mod pool;
 pub mod tls;
 
 use std::future::Future;
 
-use lanyard_proto::{Group, Passwd};
+use lanyard_proto::{Group, Passwd, Secret};
 
 pub use ldap::LdapDirectory;
 
@@ -42,6 +44,18 @@ impl std::fmt::Display for DirectoryError {
 
 impl std::error::Error for DirectoryError {}
 
+impl DirectoryError {
+    /// What a client on the socket is told: the kind of failure, without server names, DNs or
+    /// the directory's own messages, which go to the agent's log.
+    pub fn public_reason(&self) -> &'static str {
+        match self {
+            DirectoryError::Unreachable(_) => "no directory server reachable",
+            DirectoryError::Server(_) => "the directory refused the request",
+            DirectoryError::Timeout => "the directory did not answer in time",
+        }
+    }
+}
+
 /// Everything the agent asks of a directory. `Ok(None)` and empty lists are answers ("no such
 /// entry"); `Err` means the directory could not be asked. Names and ids reaching these methods
 /// have already been checked by the service.
@@ -54,4 +68,55 @@ pub trait Directory: Send + Sync + 'static {
     fn groups_of_user(&self, user: &str) -> impl Future<Output = Result<Vec<u32>, DirectoryError>> + Send;
     fn all_users(&self) -> impl Future<Output = Result<Vec<Passwd>, DirectoryError>> + Send;
     fn all_groups(&self) -> impl Future<Output = Result<Vec<Group>, DirectoryError>> + Send;
+    /// Binds as the user with `password` (never empty: the service refuses that first).
+    fn check_password(
+        &self,
+        user: &str,
+        password: &Secret,
+    ) -> impl Future<Output = Result<PasswordCheck, DirectoryError>> + Send;
+    /// What the account phase needs; `None` for a user the directory does not know.
+    fn account(&self, user: &str) -> impl Future<Output = Result<Option<AccountState>, DirectoryError>> + Send;
+    /// Whether the user's entry matches `filter` (a complete filter, values already escaped).
+    fn user_matches(&self, user: &str, filter: &str) -> impl Future<Output = Result<bool, DirectoryError>> + Send;
+    /// Changes the password: as the user with `old` (RFC 3062 Password Modify after a bind), or,
+    /// without `old`, as the service account.
+    fn change_password(
+        &self,
+        user: &str,
+        old: Option<&Secret>,
+        new: &Secret,
+    ) -> impl Future<Output = Result<PasswordChange, DirectoryError>> + Send;
+}
+
+/// What a bind as the user said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordCheck {
+    Accepted,
+    /// invalidCredentials (49): wrong password, or a locked account.
+    Rejected,
+    NoSuchUser,
+}
+
+/// The directory's view of an account, for the account phase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountState {
+    pub user: Passwd,
+    /// RFC 2307 `shadow*` values, in days since 1970-01-01 (`shadowExpire`, `shadowLastChange`)
+    /// or days (`shadowMax`, `shadowWarning`).
+    pub shadow_expire: Option<i64>,
+    pub shadow_last_change: Option<i64>,
+    pub shadow_max: Option<i64>,
+    pub shadow_warning: Option<i64>,
+    /// `pwdAccountLockedTime` is set: the password policy locked the account.
+    pub locked: bool,
+}
+
+/// What became of a password change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordChange {
+    Changed,
+    WrongOldPassword,
+    /// The directory refused the new password; its reason, for the user.
+    Rejected(String),
+    NoSuchUser,
 }

@@ -5,6 +5,11 @@
 //! request that finds it empty (or its connection closed) connects, trying the servers in
 //! their configured order, while requests for that slot wait on its lock instead of
 //! stampeding the directory. A connection that fails an operation is discarded by the caller.
+//!
+//! Logins use a second pool of the same shape whose connections are never bound as the
+//! service account ([`Identity::BindsPerUse`]): a bind changes the identity of every operation
+//! multiplexed on a connection, and RFC 4511 4.2.1 forbids other operations while a bind is
+//! outstanding, so those connections are lent out exclusively ([`Pool::lease_exclusive`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -12,27 +17,85 @@ use std::time::Duration;
 
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, StdStream};
 use rustls::ClientConfig;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, MutexGuard};
 use tracing::{debug, info, warn};
 use zeroize::Zeroizing;
 
 use super::DirectoryError;
 use crate::config::{DirectoryConfig, Server, ServiceAccount, Transport};
 
-/// A live connection lent out by the pool.
-#[derive(Clone)]
-pub struct Lease {
+/// A live connection lent out by the pool. Unless [`Lease::keep`] is called, dropping it
+/// discards the connection: an operation that failed, stalled or was cancelled (the
+/// request's budget ran out) leaves no suspect connection behind for the next request.
+pub struct Lease<'a> {
     pub ldap: Ldap,
     /// For logs: which server this connection goes to.
     pub server: Arc<str>,
+    pool: &'a Pool,
     slot: usize,
     serial: u64,
+    keep: bool,
+}
+
+impl Lease<'_> {
+    /// The connection answered: it may serve the next request.
+    pub fn keep(mut self) {
+        self.keep = true;
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        // Not async in Drop: if someone holds the slot they are replacing it anyway.
+        if let Ok(mut live) = self.pool.slots[self.slot].try_lock()
+            && live.as_ref().is_some_and(|conn| conn.serial == self.serial)
+        {
+            debug!(server = %self.server, "discarding a connection that failed or stalled");
+            *live = None;
+        }
+    }
 }
 
 struct Live {
     ldap: Ldap,
     server: Arc<str>,
     serial: u64,
+}
+
+/// Who a pool's connections are bound as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// The configured service account (or anonymous without one), bound once per connection.
+    ServiceAccount,
+    /// Nobody at connect time: each user of an exclusive lease binds as whoever it checks.
+    BindsPerUse,
+}
+
+/// A connection lent to one user at a time, for binds as end users. Like [`Lease`], it is
+/// discarded when dropped unless [`ExclusiveLease::keep`] was called: a bind cancelled halfway
+/// must not leave its connection to the next login.
+pub struct ExclusiveLease<'a> {
+    pub ldap: Ldap,
+    pub server: Arc<str>,
+    slot: MutexGuard<'a, Option<Live>>,
+    keep: bool,
+}
+
+impl ExclusiveLease<'_> {
+    pub fn keep(mut self) {
+        self.keep = true;
+    }
+}
+
+impl Drop for ExclusiveLease<'_> {
+    fn drop(&mut self) {
+        if !self.keep {
+            *self.slot = None;
+        }
+    }
 }
 
 pub struct Pool {
@@ -46,11 +109,14 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn new(config: &DirectoryConfig, tls: Arc<ClientConfig>) -> Pool {
-        let account = config.service_account.as_ref().map(|ServiceAccount { dn, password }| {
-            // Checked to be UTF-8 when the config was read; ldap3's bind takes a &str.
-            (dn.clone(), Zeroizing::new(String::from_utf8_lossy(password.expose()).into_owned()))
-        });
+    pub fn new(config: &DirectoryConfig, tls: Arc<ClientConfig>, identity: Identity) -> Pool {
+        let account = match identity {
+            Identity::BindsPerUse => None,
+            Identity::ServiceAccount => config.service_account.as_ref().map(|ServiceAccount { dn, password }| {
+                // Checked to be UTF-8 when the config was read; ldap3's bind takes a &str.
+                (dn.clone(), Zeroizing::new(String::from_utf8_lossy(password.expose()).into_owned()))
+            }),
+        };
         Pool {
             servers: config.servers.clone(),
             tls,
@@ -63,37 +129,51 @@ impl Pool {
     }
 
     /// A live connection, connecting (servers in order) if this slot has none.
-    pub async fn lease(&self) -> Result<Lease, DirectoryError> {
+    pub async fn lease(&self) -> Result<Lease<'_>, DirectoryError> {
         let slot = self.next_slot.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let mut live = self.slots[slot].lock().await;
-        if let Some(conn) = live.as_mut() {
-            if !conn.ldap.is_closed() {
-                return Ok(Lease { ldap: conn.ldap.clone(), server: conn.server.clone(), slot, serial: conn.serial });
-            }
+        let conn = self.ensure_connected(&mut live).await?;
+        let (ldap, server, serial) = (conn.ldap.clone(), conn.server.clone(), conn.serial);
+        drop(live);
+        Ok(Lease { ldap, server, pool: self, slot, serial, keep: false })
+    }
+
+    /// A connection nobody else uses until the lease is dropped: a free slot if there is one,
+    /// otherwise the next slot in turn once its user is done.
+    pub async fn lease_exclusive(&self) -> Result<ExclusiveLease<'_>, DirectoryError> {
+        let start = self.next_slot.fetch_add(1, Ordering::Relaxed);
+        let free = (0..self.slots.len()).find_map(|i| self.slots[(start + i) % self.slots.len()].try_lock().ok());
+        let mut slot = match free {
+            Some(guard) => guard,
+            None => self.slots[start % self.slots.len()].lock().await,
+        };
+        let conn = self.ensure_connected(&mut slot).await?;
+        let (ldap, server) = (conn.ldap.clone(), conn.server.clone());
+        Ok(ExclusiveLease { ldap, server, slot, keep: false })
+    }
+
+    /// The slot's connection, connecting first if it has none or it closed.
+    async fn ensure_connected<'s>(&self, live: &'s mut Option<Live>) -> Result<&'s mut Live, DirectoryError> {
+        if let Some(conn) = live.as_mut()
+            && conn.ldap.is_closed()
+        {
             debug!(server = %conn.server, "connection closed; reconnecting");
+            *live = None;
         }
-        *live = None;
-        let (ldap, server) = self.connect_any().await?;
-        let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
-        *live = Some(Live { ldap: ldap.clone(), server: server.clone(), serial });
-        Ok(Lease { ldap, server, slot, serial })
+        if live.is_none() {
+            let (ldap, server) = self.connect_any().await?;
+            let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
+            *live = Some(Live { ldap, server, serial });
+        }
+        live.as_mut().ok_or_else(|| DirectoryError::Unreachable("connection vanished".into()))
     }
 
     /// Leases each slot once, which connects the empty ones.
     pub async fn connect_all(&self) -> Result<(), DirectoryError> {
         for _ in 0..self.slots.len() {
-            self.lease().await?;
+            self.lease().await?.keep();
         }
         Ok(())
-    }
-
-    /// Drops the lease's connection from its slot (if the slot still holds it), so the next
-    /// lease connects afresh.
-    pub async fn discard(&self, lease: &Lease) {
-        let mut live = self.slots[lease.slot].lock().await;
-        if live.as_ref().is_some_and(|conn| conn.serial == lease.serial) {
-            *live = None;
-        }
     }
 
     /// Connects to the first server that accepts us, logging why each one before it did not.

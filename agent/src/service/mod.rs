@@ -8,19 +8,45 @@ use lanyard_proto::name::is_valid_name;
 use lanyard_proto::{Group, Passwd, Request, Response};
 
 use crate::cache::Cache;
-use crate::config::CacheConfig;
+use crate::config::{CacheConfig, PamConfig};
 use crate::directory::{Directory, DirectoryError};
+use crate::policy::Caller;
+use crate::ratelimit::FailureLimiter;
+
+mod pam;
 
 /// Enumeration pages are cut at about this many bytes, so one huge directory is many modest
 /// frames, never one giant one.
 const PAGE_BYTES: usize = 256 * 1024;
 
-/// What the handler writes back: one frame, or a stream of pages.
+/// What the handler writes back: one frame, or an enumeration written as a stream of pages.
 #[derive(Debug)]
 pub enum Reply {
     One(Arc<Response>),
-    /// Enumeration: the pages, then [`Response::EndOfPages`] (included).
-    Pages(Vec<Response>),
+    Users(Arc<Vec<Passwd>>),
+    Groups(Arc<Vec<Group>>),
+}
+
+impl Reply {
+    /// The enumeration's pages then [`Response::EndOfPages`], each built only when the one
+    /// before it has been written, so the whole directory is never copied at once. Nothing
+    /// for [`Reply::One`].
+    pub fn pages(&self) -> Box<dyn Iterator<Item = Response> + Send + '_> {
+        match self {
+            Reply::One(_) => Box::new(std::iter::empty()),
+            Reply::Users(users) => Box::new(pages(users, Response::UserPage, passwd_size)),
+            Reply::Groups(groups) => Box::new(pages(groups, Response::GroupPage, group_size)),
+        }
+    }
+
+    /// For logs.
+    pub fn summary(&self) -> String {
+        match self {
+            Reply::One(response) => response.summary(),
+            Reply::Users(users) => format!("{} users in pages", users.len()),
+            Reply::Groups(groups) => format!("{} groups in pages", groups.len()),
+        }
+    }
 }
 
 /// What a lookup answer is stored under: the lookup requests, without anything else a request
@@ -39,27 +65,51 @@ pub struct Service<D> {
     answers: Cache<Lookup, Response>,
     users: Cache<(), Vec<Passwd>>,
     groups: Cache<(), Vec<Group>>,
+    pam: PamConfig,
+    limiter: FailureLimiter,
+    /// This machine's name, for `{host}` in `pam.access_filter`.
+    host: String,
 }
 
 impl<D: Directory> Service<D> {
-    pub fn new(directory: D, ttl: CacheConfig) -> Service<D> {
-        Service { directory, answers: Cache::new(ttl), users: Cache::new(ttl), groups: Cache::new(ttl) }
+    pub fn new(directory: D, ttl: CacheConfig, pam: PamConfig) -> Service<D> {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map_or_else(|_| "localhost".into(), |h| h.trim().to_owned());
+        Service {
+            directory,
+            answers: Cache::new(ttl),
+            users: Cache::new(ttl),
+            groups: Cache::new(ttl),
+            limiter: FailureLimiter::new(pam.max_failures, pam.failure_window),
+            pam,
+            host,
+        }
     }
 
     pub fn directory(&self) -> &D {
         &self.directory
     }
 
-    pub async fn handle(&self, request: Request) -> Reply {
+    pub async fn handle(&self, request: Request, caller: Caller) -> Reply {
         match request {
-            Request::EnumerateUsers => Reply::Pages(match self.all(&self.users, self.directory.all_users()).await {
-                Ok(users) => pages(&users, Response::UserPage, passwd_size),
-                Err(e) => vec![Response::Unavailable(e.to_string())],
-            }),
-            Request::EnumerateGroups => Reply::Pages(match self.all(&self.groups, self.directory.all_groups()).await {
-                Ok(groups) => pages(&groups, Response::GroupPage, group_size),
-                Err(e) => vec![Response::Unavailable(e.to_string())],
-            }),
+            Request::Authenticate { user, password, context } => {
+                Reply::One(Arc::new(self.authenticate(caller, &user, &password, &context).await))
+            }
+            Request::CheckAccount { user, context } => {
+                Reply::One(Arc::new(self.check_account(caller, &user, &context).await))
+            }
+            Request::ChangePassword { user, old, new, context } => {
+                Reply::One(Arc::new(self.change_password(caller, &user, old.as_ref(), &new, &context).await))
+            }
+            Request::OpenSession { user, context: _ } => Reply::One(Arc::new(self.open_session(caller, &user).await)),
+            Request::EnumerateUsers => match self.all(&self.users, self.directory.all_users()).await {
+                Ok(users) => Reply::Users(users),
+                Err(e) => Reply::One(Arc::new(Response::Unavailable(e.public_reason().to_owned()))),
+            },
+            Request::EnumerateGroups => match self.all(&self.groups, self.directory.all_groups()).await {
+                Ok(groups) => Reply::Groups(groups),
+                Err(e) => Reply::One(Arc::new(Response::Unavailable(e.public_reason().to_owned()))),
+            },
             lookup => Reply::One(self.lookup(lookup).await),
         }
     }
@@ -73,6 +123,11 @@ impl<D: Directory> Service<D> {
             Request::GroupsOfUser(name) => Lookup::GroupsOfUser(name),
             _ => return Arc::new(Response::Refused("not a lookup".into())),
         };
+        self.lookup_cached(key).await
+    }
+
+    /// A lookup's answer, from memory when it is fresh.
+    async fn lookup_cached(&self, key: Lookup) -> Arc<Response> {
         match &key {
             // Refused before any traffic: such a name cannot exist, and it cannot reach a filter.
             Lookup::UserByName(name) | Lookup::GroupByName(name) | Lookup::GroupsOfUser(name)
@@ -82,9 +137,7 @@ impl<D: Directory> Service<D> {
             }
             // Root is the machine's own; the directory is never asked for id 0.
             Lookup::UserByUid(0) | Lookup::GroupByGid(0) => Arc::new(Response::NotFound),
-            Lookup::UserByName(name) => {
-                self.cached(key.clone(), found(self.directory.user_by_name(name), Response::User)).await
-            }
+            Lookup::UserByName(name) => self.cached(key.clone(), self.user_by_name(name)).await,
             Lookup::UserByUid(uid) => {
                 self.cached(key.clone(), found(self.directory.user_by_uid(*uid), Response::User)).await
             }
@@ -98,19 +151,22 @@ impl<D: Directory> Service<D> {
         }
     }
 
-    /// initgroups: "not found" for a user the directory does not know, so the caller's other
-    /// sources decide; otherwise the gids of every group that lists the user.
+    /// initgroups: the gids of every group that lists the name, as nslcd answers, so a local
+    /// user named in a directory group gets that group too. "Not found" only for a name that
+    /// is in no group and is not a directory user, so the caller's other sources decide.
     async fn groups_of_user(&self, name: &str) -> Response {
-        let user = self
-            .cached(Lookup::UserByName(name.to_owned()), found(self.directory.user_by_name(name), Response::User))
-            .await;
-        match &*user {
-            Response::User(_) => match self.directory.groups_of_user(name).await {
-                Ok(gids) => Response::GroupIds(gids),
-                Err(e) => Response::Unavailable(e.to_string()),
+        match self.directory.groups_of_user(name).await {
+            Err(e) => Response::Unavailable(e.public_reason().to_owned()),
+            Ok(gids) if !gids.is_empty() => Response::GroupIds(gids),
+            Ok(_) => match &*self.cached(Lookup::UserByName(name.to_owned()), self.user_by_name(name)).await {
+                Response::User(_) => Response::GroupIds(Vec::new()),
+                other => other.clone(),
             },
-            other => other.clone(),
         }
+    }
+
+    async fn user_by_name(&self, name: &str) -> Response {
+        found(self.directory.user_by_name(name), Response::User).await
     }
 
     async fn cached(&self, key: Lookup, fetch: impl Future<Output = Response>) -> Arc<Response> {
@@ -148,28 +204,32 @@ async fn found<T>(
     match lookup.await {
         Ok(Some(value)) => wrap(value),
         Ok(None) => Response::NotFound,
-        Err(e) => Response::Unavailable(e.to_string()),
+        Err(e) => Response::Unavailable(e.public_reason().to_owned()),
     }
 }
 
-fn pages<T: Clone>(entries: &[T], page: fn(Vec<T>) -> Response, size: fn(&T) -> usize) -> Vec<Response> {
-    let mut out = Vec::new();
-    let mut current = Vec::new();
-    let mut bytes = 0;
-    for entry in entries {
-        let entry_bytes = size(entry);
-        if !current.is_empty() && bytes + entry_bytes > PAGE_BYTES {
-            out.push(page(std::mem::take(&mut current)));
-            bytes = 0;
+/// Cuts `entries` into pages of about [`PAGE_BYTES`], lazily, and closes with `EndOfPages`.
+fn pages<'a, T: Clone + Sync>(
+    entries: &'a [T],
+    page: fn(Vec<T>) -> Response,
+    size: fn(&T) -> usize,
+) -> impl Iterator<Item = Response> + Send + 'a {
+    let mut start = 0;
+    let mut ended = false;
+    std::iter::from_fn(move || {
+        if start >= entries.len() {
+            return (!std::mem::replace(&mut ended, true)).then_some(Response::EndOfPages);
         }
-        bytes += entry_bytes;
-        current.push(entry.clone());
-    }
-    if !current.is_empty() {
-        out.push(page(current));
-    }
-    out.push(Response::EndOfPages);
-    out
+        let mut end = start;
+        let mut bytes = 0;
+        while end < entries.len() && (end == start || bytes + size(&entries[end]) <= PAGE_BYTES) {
+            bytes += size(&entries[end]);
+            end += 1;
+        }
+        let chunk = entries[start..end].to_vec();
+        start = end;
+        Some(page(chunk))
+    })
 }
 
 fn passwd_size(p: &Passwd) -> usize {

@@ -2,6 +2,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::*;
+use crate::config::PamConfig;
+use crate::directory::{AccountState, PasswordChange, PasswordCheck};
+use lanyard_proto::{HomeDirectory, PamContext, Secret};
 
 /// A directory that knows alice and counts every question it is asked.
 #[derive(Default)]
@@ -53,11 +56,50 @@ impl Directory for FakeDirectory {
     }
     async fn groups_of_user(&self, user: &str) -> Result<Vec<u32>, DirectoryError> {
         self.record(format!("groups of {user}"))?;
-        Ok(vec![10010, 10011])
+        Ok(match user {
+            "alice" => vec![10010, 10011],
+            "localuser" => vec![10010],
+            _ => Vec::new(),
+        })
     }
     async fn all_users(&self) -> Result<Vec<Passwd>, DirectoryError> {
         self.record("all users".into())?;
         Ok(self.users.clone())
+    }
+    async fn check_password(&self, user: &str, password: &Secret) -> Result<PasswordCheck, DirectoryError> {
+        self.record(format!("bind {user}"))?;
+        Ok(match (self.users.iter().any(|u| u.name == user), password.expose()) {
+            (false, _) => PasswordCheck::NoSuchUser,
+            (true, b"right") => PasswordCheck::Accepted,
+            (true, _) => PasswordCheck::Rejected,
+        })
+    }
+    async fn account(&self, user: &str) -> Result<Option<AccountState>, DirectoryError> {
+        self.record(format!("account {user}"))?;
+        Ok(self.users.iter().find(|u| u.name == user).map(|u| AccountState {
+            user: u.clone(),
+            shadow_expire: None,
+            shadow_last_change: None,
+            shadow_max: None,
+            shadow_warning: None,
+            locked: false,
+        }))
+    }
+    async fn user_matches(&self, user: &str, filter: &str) -> Result<bool, DirectoryError> {
+        self.record(format!("match {user} {filter}"))?;
+        Ok(filter.contains("allowed"))
+    }
+    async fn change_password(
+        &self,
+        user: &str,
+        old: Option<&Secret>,
+        _new: &Secret,
+    ) -> Result<PasswordChange, DirectoryError> {
+        self.record(format!("change {user}"))?;
+        Ok(match old.map(Secret::expose) {
+            Some(b"right") | None => PasswordChange::Changed,
+            Some(_) => PasswordChange::WrongOldPassword,
+        })
     }
     async fn all_groups(&self) -> Result<Vec<Group>, DirectoryError> {
         self.record("all groups".into())?;
@@ -66,14 +108,38 @@ impl Directory for FakeDirectory {
     }
 }
 
-fn service(directory: FakeDirectory) -> Service<FakeDirectory> {
-    Service::new(directory, CacheConfig { ttl: Duration::from_secs(300), negative_ttl: Duration::from_secs(30) })
+fn pam_config() -> PamConfig {
+    PamConfig {
+        allowed_groups: Vec::new(),
+        access_filter: None,
+        root_may_reset_passwords: false,
+        create_home: false,
+        home_mode: 0o700,
+        max_failures: 3,
+        failure_window: Duration::from_secs(300),
+    }
 }
 
+fn service(directory: FakeDirectory) -> Service<FakeDirectory> {
+    service_with(directory, pam_config())
+}
+
+fn service_with(directory: FakeDirectory, pam: PamConfig) -> Service<FakeDirectory> {
+    Service::new(directory, CacheConfig { ttl: Duration::from_secs(300), negative_ttl: Duration::from_secs(30) }, pam)
+}
+
+const ROOT: Caller = Caller { uid: 0, pid: Some(1) };
+const ALICE_UID: Caller = Caller { uid: 10001, pid: Some(2) };
+const BOB_UID: Caller = Caller { uid: 10002, pid: Some(3) };
+
 async fn one(service: &Service<FakeDirectory>, request: Request) -> Response {
-    match service.handle(request).await {
+    one_as(service, request, ROOT).await
+}
+
+async fn one_as(service: &Service<FakeDirectory>, request: Request, caller: Caller) -> Response {
+    match service.handle(request, caller).await {
         Reply::One(response) => (*response).clone(),
-        Reply::Pages(pages) => panic!("expected one response, got {} pages", pages.len()),
+        other => panic!("expected one response, got {}", other.summary()),
     }
 }
 
@@ -119,23 +185,26 @@ async fn an_unreachable_directory_is_unavailable_and_not_remembered() {
     let service = service(FakeDirectory { down: true, ..FakeDirectory::with_alice() });
     for _ in 0..2 {
         assert!(
-            matches!(one(&service, Request::UserByName("alice".into())).await, Response::Unavailable(ref why) if why.contains("down"))
+            matches!(one(&service, Request::UserByName("alice".into())).await, Response::Unavailable(ref why) if why == "no directory server reachable")
         );
     }
     assert_eq!(service.directory().asked().len(), 2);
 }
 
 #[tokio::test]
-async fn groups_of_an_unknown_user_are_not_found() {
+async fn groups_of_a_name_in_no_group_and_unknown_are_not_found() {
     let service = service(FakeDirectory::with_alice());
     assert_eq!(one(&service, Request::GroupsOfUser("nobody".into())).await, Response::NotFound);
     assert_eq!(one(&service, Request::GroupsOfUser("alice".into())).await, Response::GroupIds(vec![10010, 10011]));
+    // A name in a directory group that is not a directory user (a local user) gets the group.
+    assert_eq!(one(&service, Request::GroupsOfUser("localuser".into())).await, Response::GroupIds(vec![10010]));
 }
 
 #[tokio::test]
 async fn enumeration_comes_in_bounded_pages_closed_by_end_of_pages() {
     let service = service(FakeDirectory::with_alice());
-    let Reply::Pages(pages) = service.handle(Request::EnumerateGroups).await else { panic!("expected pages") };
+    let reply = service.handle(Request::EnumerateGroups, ROOT).await;
+    let pages: Vec<Response> = reply.pages().collect();
     assert!(pages.len() > 2, "200 groups of 5000 members should need several pages");
     assert_eq!(pages.last(), Some(&Response::EndOfPages));
     let groups: usize = pages.iter().map(|p| if let Response::GroupPage(g) = p { g.len() } else { 0 }).sum();
@@ -149,6 +218,118 @@ async fn enumeration_comes_in_bounded_pages_closed_by_end_of_pages() {
 #[tokio::test]
 async fn an_enumeration_with_the_directory_down_is_unavailable() {
     let service = service(FakeDirectory { down: true, ..FakeDirectory::with_alice() });
-    let Reply::Pages(pages) = service.handle(Request::EnumerateUsers).await else { panic!("expected pages") };
-    assert!(matches!(pages.as_slice(), [Response::Unavailable(_)]));
+    let reply = service.handle(Request::EnumerateUsers, ROOT).await;
+    assert!(matches!(&reply, Reply::One(response) if matches!(**response, Response::Unavailable(_))));
+}
+
+fn login(user: &str, password: &[u8]) -> Request {
+    Request::Authenticate {
+        user: user.into(),
+        password: Secret::new(password.to_vec()),
+        context: PamContext::default(),
+    }
+}
+
+#[tokio::test]
+async fn the_right_password_authenticates_and_a_wrong_one_does_not() {
+    let service = service(FakeDirectory::with_alice());
+    assert_eq!(one(&service, login("alice", b"right")).await, Response::Authenticated { offline: false });
+    assert_eq!(one(&service, login("alice", b"wrong")).await, Response::WrongPassword);
+    assert_eq!(one(&service, login("nobody", b"right")).await, Response::NotFound);
+}
+
+#[tokio::test]
+async fn an_empty_password_never_reaches_the_directory() {
+    let service = service(FakeDirectory::with_alice());
+    assert_eq!(one(&service, login("alice", b"")).await, Response::WrongPassword);
+    assert!(!service.directory().asked().iter().any(|q| q.starts_with("bind")), "{:?}", service.directory().asked());
+}
+
+#[tokio::test]
+async fn a_non_root_caller_may_authenticate_only_itself() {
+    let service = service(FakeDirectory::with_alice());
+    assert_eq!(one_as(&service, login("alice", b"right"), ALICE_UID).await, Response::Authenticated { offline: false });
+    assert!(matches!(one_as(&service, login("alice", b"right"), BOB_UID).await, Response::Refused(_)));
+    assert_eq!(service.directory().asked().iter().filter(|q| q.starts_with("bind")).count(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn guessing_stops_after_max_failures_without_asking_the_directory() {
+    let service = service(FakeDirectory::with_alice());
+    for _ in 0..3 {
+        assert_eq!(one(&service, login("alice", b"guess")).await, Response::WrongPassword);
+    }
+    assert!(matches!(
+        one(&service, login("alice", b"right")).await,
+        Response::TooManyAttempts { retry_after_secs: 300 }
+    ));
+    assert_eq!(service.directory().asked().iter().filter(|q| q.starts_with("bind")).count(), 3);
+    tokio::time::advance(Duration::from_secs(301)).await;
+    assert_eq!(one(&service, login("alice", b"right")).await, Response::Authenticated { offline: false });
+}
+
+#[tokio::test]
+async fn an_access_filter_gets_escaped_values_and_decides() {
+    let pam = PamConfig { access_filter: Some("(|(host={host})(description=allowed {user}))".into()), ..pam_config() };
+    let service = service_with(FakeDirectory::with_alice(), pam);
+    let request = Request::CheckAccount { user: "alice".into(), context: PamContext::default() };
+    assert_eq!(one(&service, request).await, Response::AccountOk { warning: None });
+    let denied = PamConfig { access_filter: Some("(host={service})".into()), ..pam_config() };
+    let service = service_with(FakeDirectory::with_alice(), denied);
+    let context = PamContext { service: "ss*d)(x=".into(), ..PamContext::default() };
+    assert!(matches!(
+        one(&service, Request::CheckAccount { user: "alice".into(), context }).await,
+        Response::Denied(_)
+    ));
+    assert!(
+        service.directory().asked().iter().any(|q| q == "match alice (host=ss\\2ad\\29\\28x=)"),
+        "{:?}",
+        service.directory().asked()
+    );
+}
+
+#[tokio::test]
+async fn a_password_reset_without_the_old_one_is_for_root_and_only_when_enabled() {
+    let reset = |caller| {
+        let service = service_with(
+            FakeDirectory::with_alice(),
+            PamConfig { root_may_reset_passwords: caller == ROOT, ..pam_config() },
+        );
+        async move {
+            let request = Request::ChangePassword {
+                user: "alice".into(),
+                old: None,
+                new: Secret::new(b"n3w-p4ss".to_vec()),
+                context: PamContext::default(),
+            };
+            one_as(&service, request, caller).await
+        }
+    };
+    assert_eq!(reset(ROOT).await, Response::PasswordChanged);
+    assert!(matches!(reset(ALICE_UID).await, Response::Refused(_)));
+    let service = service(FakeDirectory::with_alice());
+    let request = Request::ChangePassword {
+        user: "alice".into(),
+        old: None,
+        new: Secret::new(b"x".to_vec()),
+        context: PamContext::default(),
+    };
+    assert!(matches!(one(&service, request).await, Response::Refused(_)));
+}
+
+#[tokio::test]
+async fn a_session_offers_the_home_directory_only_when_configured() {
+    let service = service(FakeDirectory::with_alice());
+    let open = || Request::OpenSession { user: "alice".into(), context: PamContext::default() };
+    assert_eq!(one(&service, open()).await, Response::SessionReady { home: None });
+    let service =
+        service_with(FakeDirectory::with_alice(), PamConfig { create_home: true, home_mode: 0o750, ..pam_config() });
+    let home = HomeDirectory { path: "/home/alice".into(), uid: 10001, gid: 10000, mode: 0o750 };
+    assert_eq!(one(&service, open()).await, Response::SessionReady { home: Some(home) });
+}
+
+#[test]
+fn an_empty_enumeration_is_just_the_end() {
+    let pages: Vec<Response> = Reply::Users(Arc::new(Vec::new())).pages().collect();
+    assert_eq!(pages, [Response::EndOfPages]);
 }

@@ -1,0 +1,153 @@
+//! Logins against the directory: binds as end users on the binder pool (never on the service
+//! account's connections), the account state the account phase reads, and password changes
+//! with the Password Modify extended operation (RFC 3062).
+//!
+//! Passwords reach ldap3 only as `&str` borrowed from a [`Secret`]; ldap3 copies them into its
+//! own BER buffers, which it does not wipe (noted in the README's limits).
+
+use std::future::Future;
+
+use lanyard_proto::{Passwd, Secret};
+use ldap3::exop::PasswordModify;
+use ldap3::{Ldap, LdapError, SearchEntry};
+use tracing::warn;
+
+use super::ldap::{LdapDirectory, first_mapped};
+use super::pool::ldap3_result_text;
+use super::{AccountState, DirectoryError, PasswordChange, PasswordCheck, filter, mapping};
+
+/// Read for the account phase beside the `passwd` attributes.
+const ACCOUNT_ATTRIBUTES: [&str; 5] =
+    ["shadowExpire", "shadowLastChange", "shadowMax", "shadowWarning", "pwdAccountLockedTime"];
+
+const INVALID_CREDENTIALS: u32 = 49;
+
+impl LdapDirectory {
+    /// The user's entry with the attributes logins need, found as the service account.
+    async fn login_entry(&self, user: &str) -> Result<Option<(SearchEntry, Passwd)>, DirectoryError> {
+        let filter = filter::equality(&self.users.filter, &self.users.name, user);
+        let mut attrs = mapping::user_attributes(&self.users);
+        attrs.extend(ACCOUNT_ATTRIBUTES.iter().map(|a| (*a).to_owned()));
+        let entries = self.search(&self.users.base, &filter, &attrs, false).await?;
+        Ok(first_mapped(
+            entries,
+            |e| mapping::user(&e.attrs, &self.users, Some(user)).map(|p| (e.clone(), p)),
+            "user",
+            user,
+        ))
+    }
+
+    /// Runs `op` on a binder connection nobody else is using, under the timeout. No retry: a
+    /// bind that timed out may have counted as a failure on the server already.
+    async fn on_own_connection<T, Fut>(&self, what: &str, op: impl FnOnce(Ldap) -> Fut) -> Result<T, DirectoryError>
+    where
+        Fut: Future<Output = Result<T, LdapError>>,
+    {
+        // Dropped without `keep`, the lease discards its connection.
+        let lease = self.binder.lease_exclusive().await?;
+        match tokio::time::timeout(self.timeout, op(lease.ldap.clone())).await {
+            Ok(Ok(value)) => {
+                lease.keep();
+                Ok(value)
+            }
+            Ok(Err(e)) => {
+                warn!(server = %lease.server, "{what} failed: {e}");
+                Err(DirectoryError::Unreachable(format!("{}: {what}: {e}", lease.server)))
+            }
+            Err(_) => {
+                warn!(server = %lease.server, "{what} took longer than {:?}", self.timeout);
+                Err(DirectoryError::Timeout)
+            }
+        }
+    }
+
+    pub(super) async fn check_password_as_user(
+        &self,
+        user: &str,
+        password: &Secret,
+    ) -> Result<PasswordCheck, DirectoryError> {
+        let Some((entry, _)) = self.login_entry(user).await? else { return Ok(PasswordCheck::NoSuchUser) };
+        // A password that is not UTF-8 cannot be sent through ldap3; an empty one would make an
+        // unauthenticated bind that servers may answer with success (RFC 4513 5.1.2).
+        let Some(password) = std::str::from_utf8(password.expose()).ok().filter(|p| !p.is_empty()) else {
+            return Ok(PasswordCheck::Rejected);
+        };
+        let dn = entry.dn.as_str();
+        let result =
+            self.on_own_connection("bind", |mut ldap| async move { ldap.simple_bind(dn, password).await }).await?;
+        match result.rc {
+            0 => Ok(PasswordCheck::Accepted),
+            INVALID_CREDENTIALS => Ok(PasswordCheck::Rejected),
+            rc => Err(DirectoryError::Server(format!("bind as {dn}: {}", ldap3_result_text(rc, &result.text)))),
+        }
+    }
+
+    pub(super) async fn account_state(&self, user: &str) -> Result<Option<AccountState>, DirectoryError> {
+        let Some((entry, passwd)) = self.login_entry(user).await? else { return Ok(None) };
+        let number = |attr: &str| mapping::first_value(&entry.attrs, attr).and_then(|v| v.trim().parse::<i64>().ok());
+        Ok(Some(AccountState {
+            user: passwd,
+            shadow_expire: number("shadowExpire"),
+            shadow_last_change: number("shadowLastChange"),
+            shadow_max: number("shadowMax"),
+            shadow_warning: number("shadowWarning"),
+            locked: mapping::first_value(&entry.attrs, "pwdAccountLockedTime").is_some(),
+        }))
+    }
+
+    pub(super) async fn user_matches_filter(&self, user: &str, extra: &str) -> Result<bool, DirectoryError> {
+        let filter = format!("(&{}{extra})", filter::equality(&self.users.filter, &self.users.name, user));
+        // "1.1": no attributes, only whether an entry matches (RFC 4511 4.5.1.8).
+        let entries = self.search(&self.users.base, &filter, &["1.1".to_owned()], false).await?;
+        Ok(!entries.is_empty())
+    }
+
+    pub(super) async fn change_password_of(
+        &self,
+        user: &str,
+        old: Option<&Secret>,
+        new: &Secret,
+    ) -> Result<PasswordChange, DirectoryError> {
+        let Some((entry, _)) = self.login_entry(user).await? else { return Ok(PasswordChange::NoSuchUser) };
+        let Ok(new) = std::str::from_utf8(new.expose()) else {
+            return Ok(PasswordChange::Rejected("the new password is not valid UTF-8".into()));
+        };
+        let dn = entry.dn.as_str();
+        let (rc, text) = match old {
+            Some(old) => {
+                let Some(old) = std::str::from_utf8(old.expose()).ok().filter(|p| !p.is_empty()) else {
+                    return Ok(PasswordChange::WrongOldPassword);
+                };
+                let modify = PasswordModify { user_id: None, old_pass: Some(old), new_pass: Some(new) };
+                self.on_own_connection("password change", |mut ldap| async move {
+                    let bind = ldap.simple_bind(dn, old).await?;
+                    if bind.rc != 0 {
+                        return Ok((bind.rc, bind.text));
+                    }
+                    // The reply carries no value when we chose the new password: read only the
+                    // result (ldap3's ExopResult::parse would panic, NOTES.md).
+                    ldap.extended(modify).await.map(|reply| (reply.1.rc, reply.1.text))
+                })
+                .await?
+            }
+            None => {
+                self.with_retry("password reset", |mut ldap| async move {
+                    let modify = PasswordModify { user_id: Some(dn), old_pass: None, new_pass: Some(new) };
+                    ldap.extended(modify).await.map(|reply| (reply.1.rc, reply.1.text))
+                })
+                .await?
+            }
+        };
+        match rc {
+            0 => Ok(PasswordChange::Changed),
+            INVALID_CREDENTIALS => Ok(PasswordChange::WrongOldPassword),
+            // constraintViolation (19), unwillingToPerform (53): the policy said no; say why.
+            19 | 53 => Ok(PasswordChange::Rejected(if text.is_empty() {
+                "the directory refused the new password".into()
+            } else {
+                text
+            })),
+            rc => Err(DirectoryError::Server(format!("password change for {dn}: {}", ldap3_result_text(rc, &text)))),
+        }
+    }
+}

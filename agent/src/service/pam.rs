@@ -1,0 +1,275 @@
+//! The login side of the service: authentication, the account phase, password changes and
+//! sessions. Each request is checked against the caller first ([`crate::policy`]), and every
+//! authentication and password change leaves one audit line (target `lanyard::audit`) that
+//! never holds a password.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use lanyard_proto::name::is_valid_name;
+use lanyard_proto::{HomeDirectory, PamContext, Passwd, Response, Secret};
+use tracing::info;
+
+use super::{Lookup, Service};
+use crate::directory::{AccountState, Directory, PasswordChange, PasswordCheck};
+use crate::policy::{Caller, may_act_for};
+
+/// `shadowMax` at or above this means "never expires" (shadow(5) uses 99999).
+const SHADOW_MAX_NEVER: i64 = 99_999;
+
+impl<D: Directory> Service<D> {
+    pub(super) async fn authenticate(
+        &self,
+        caller: Caller,
+        user: &str,
+        password: &Secret,
+        context: &PamContext,
+    ) -> Response {
+        let response = match self.user_for(caller, user).await {
+            Err(response) => response,
+            Ok(_) => match self.limiter.check(user, caller.uid) {
+                Err(wait) => Response::TooManyAttempts { retry_after_secs: wait.as_secs().max(1) as u32 },
+                // Never bind with an empty password (RFC 4513 5.1.2): it is simply wrong.
+                Ok(()) if password.is_empty() => self.failed(user, caller),
+                Ok(()) => match self.directory.check_password(user, password).await {
+                    Ok(PasswordCheck::Accepted) => {
+                        self.limiter.record_success(user);
+                        Response::Authenticated { offline: false }
+                    }
+                    Ok(PasswordCheck::Rejected) => self.failed(user, caller),
+                    Ok(PasswordCheck::NoSuchUser) => Response::NotFound,
+                    Err(e) => Response::Unavailable(e.public_reason().to_owned()),
+                },
+            },
+        };
+        audit("auth", user, caller, context, &response);
+        response
+    }
+
+    pub(super) async fn check_account(&self, caller: Caller, user: &str, context: &PamContext) -> Response {
+        if let Err(response) = self.user_for(caller, user).await {
+            return response;
+        }
+        let state = match self.directory.account(user).await {
+            Ok(Some(state)) => state,
+            Ok(None) => return Response::NotFound,
+            Err(e) => return Response::Unavailable(e.public_reason().to_owned()),
+        };
+        if state.locked {
+            return Response::Denied("Your account is locked by the password policy; ask an administrator.".into());
+        }
+        let today = days_since_epoch();
+        if state.shadow_expire.is_some_and(|expire| expire >= 0 && today >= expire) {
+            return Response::AccountExpired("Your account has expired; ask an administrator.".into());
+        }
+        if let Err(response) = self.check_access_rules(&state.user, context).await {
+            return response;
+        }
+        password_age(&state, today)
+    }
+
+    pub(super) async fn change_password(
+        &self,
+        caller: Caller,
+        user: &str,
+        old: Option<&Secret>,
+        new: &Secret,
+        context: &PamContext,
+    ) -> Response {
+        let response = match self.user_for(caller, user).await {
+            Err(response) => response,
+            Ok(_) if old.is_none() && !(caller.is_root() && self.pam.root_may_reset_passwords) => Response::Refused(
+                "changing a password without the current one is only for root, with pam.root_may_reset_passwords"
+                    .into(),
+            ),
+            Ok(_) if new.is_empty() => Response::PasswordRejected("The new password is empty.".into()),
+            Ok(_) => match self.limiter.check(user, caller.uid) {
+                Err(wait) => Response::TooManyAttempts { retry_after_secs: wait.as_secs().max(1) as u32 },
+                Ok(()) => match self.directory.change_password(user, old, new).await {
+                    Ok(PasswordChange::Changed) => Response::PasswordChanged,
+                    Ok(PasswordChange::WrongOldPassword) => self.failed(user, caller),
+                    Ok(PasswordChange::Rejected(why)) => Response::PasswordRejected(why),
+                    Ok(PasswordChange::NoSuchUser) => Response::NotFound,
+                    Err(e) => Response::Unavailable(e.public_reason().to_owned()),
+                },
+            },
+        };
+        audit("password change", user, caller, context, &response);
+        response
+    }
+
+    pub(super) async fn open_session(&self, caller: Caller, user: &str) -> Response {
+        let passwd = match self.user_for(caller, user).await {
+            Ok(passwd) => passwd,
+            Err(response) => return response,
+        };
+        let home = (self.pam.create_home && is_creatable_home(&passwd.home)).then(|| HomeDirectory {
+            path: passwd.home.clone(),
+            uid: passwd.uid,
+            gid: passwd.gid,
+            mode: self.pam.home_mode,
+        });
+        Response::SessionReady { home }
+    }
+
+    /// The user's entry if this caller may ask about it; otherwise the response to send.
+    async fn user_for(&self, caller: Caller, user: &str) -> Result<Passwd, Response> {
+        if !is_valid_name(user) {
+            return Err(Response::NotFound);
+        }
+        let answer = self.lookup_cached(Lookup::UserByName(user.to_owned())).await;
+        let passwd = match &*answer {
+            Response::User(passwd) => passwd,
+            other => return Err(other.clone()),
+        };
+        may_act_for(&caller, passwd).map_err(Response::Refused)?;
+        Ok(passwd.clone())
+    }
+
+    fn failed(&self, user: &str, caller: Caller) -> Response {
+        self.limiter.record_failure(user, caller.uid);
+        Response::WrongPassword
+    }
+
+    /// `pam.allowed_groups` and `pam.access_filter`.
+    async fn check_access_rules(&self, user: &Passwd, context: &PamContext) -> Result<(), Response> {
+        if !self.pam.allowed_groups.is_empty() {
+            let mut allowed = false;
+            for name in &self.pam.allowed_groups {
+                match &*self.lookup_cached(Lookup::GroupByName(name.clone())).await {
+                    Response::Group(group) if group.gid == user.gid || group.members.contains(&user.name) => {
+                        allowed = true;
+                        break;
+                    }
+                    Response::Group(_) | Response::NotFound => {}
+                    other => return Err(other.clone()),
+                }
+            }
+            if !allowed {
+                return Err(Response::Denied(format!(
+                    "Access denied: {} is not in a group allowed to log in here.",
+                    user.name
+                )));
+            }
+        }
+        if let Some(template) = &self.pam.access_filter {
+            let filter = template
+                .replace("{user}", &ldap3::ldap_escape(user.name.as_str()))
+                .replace("{host}", &ldap3::ldap_escape(self.host.as_str()))
+                .replace("{service}", &ldap3::ldap_escape(context.service.as_str()));
+            match self.directory.user_matches(&user.name, &filter).await {
+                Ok(true) => {}
+                Ok(false) => return Err(Response::Denied("Access denied by the directory's access rule.".into())),
+                Err(e) => return Err(Response::Unavailable(e.public_reason().to_owned())),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The password-age rules of shadow(5), as pam_unix applies them.
+fn password_age(state: &AccountState, today: i64) -> Response {
+    let Some(last_change) = state.shadow_last_change else { return Response::AccountOk { warning: None } };
+    if last_change == 0 {
+        return Response::PasswordExpired("You must change your password now (administrator enforced).".into());
+    }
+    let Some(max) = state.shadow_max.filter(|max| (0..SHADOW_MAX_NEVER).contains(max)) else {
+        return Response::AccountOk { warning: None };
+    };
+    let age = today - last_change;
+    if age > max {
+        return Response::PasswordExpired("Your password has expired; you must change it now.".into());
+    }
+    let warning = state.shadow_warning.filter(|warn| *warn > 0 && age > max - warn).map(|_| {
+        let days = max - age;
+        format!("Your password will expire in {days} day{}.", if days == 1 { "" } else { "s" })
+    });
+    Response::AccountOk { warning }
+}
+
+fn days_since_epoch() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| (d.as_secs() / 86_400) as i64)
+}
+
+/// Only a plain absolute path below `/`: never `/` itself, `..`, `.` or empty components.
+fn is_creatable_home(path: &str) -> bool {
+    path.starts_with('/')
+        && path.len() > 1
+        && !path.contains('\0')
+        && path[1..].split('/').all(|part| !part.is_empty() && part != "." && part != "..")
+}
+
+fn audit(event: &str, user: &str, caller: Caller, context: &PamContext, response: &Response) {
+    let result = match response {
+        Response::Authenticated { offline: false } => "success",
+        Response::Authenticated { offline: true } => "success (offline)",
+        Response::PasswordChanged => "changed",
+        Response::WrongPassword => "wrong password",
+        Response::PasswordRejected(_) => "rejected by policy",
+        Response::TooManyAttempts { .. } => "too many attempts",
+        Response::NotFound => "unknown user",
+        Response::Refused(_) => "refused for this caller",
+        Response::Unavailable(_) => "directory unavailable",
+        _ => "other",
+    };
+    info!(
+        target: "lanyard::audit",
+        event,
+        user,
+        service = context.service.as_str(),
+        rhost = context.rhost.as_str(),
+        tty = context.tty.as_str(),
+        caller_uid = caller.uid,
+        caller_pid = caller.pid,
+        result,
+        mode = "online",
+        "{event} for {user}: {result}"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(last_change: Option<i64>, max: Option<i64>, warning: Option<i64>) -> AccountState {
+        let user = Passwd {
+            name: "a".into(),
+            uid: 1,
+            gid: 1,
+            gecos: String::new(),
+            home: String::new(),
+            shell: String::new(),
+        };
+        AccountState {
+            user,
+            shadow_expire: None,
+            shadow_last_change: last_change,
+            shadow_max: max,
+            shadow_warning: warning,
+            locked: false,
+        }
+    }
+
+    #[test]
+    fn a_password_older_than_shadow_max_must_change() {
+        assert!(matches!(password_age(&state(Some(1), Some(30), None), 20_000), Response::PasswordExpired(_)));
+        assert!(matches!(password_age(&state(Some(0), None, None), 20_000), Response::PasswordExpired(_)));
+    }
+
+    #[test]
+    fn a_password_near_its_end_warns_and_one_without_limits_does_not() {
+        assert_eq!(
+            password_age(&state(Some(19_990), Some(30), Some(7)), 20_015),
+            Response::AccountOk { warning: Some("Your password will expire in 5 days.".into()) }
+        );
+        assert_eq!(password_age(&state(Some(1), Some(99_999), Some(7)), 20_000), Response::AccountOk { warning: None });
+        assert_eq!(password_age(&state(None, None, None), 20_000), Response::AccountOk { warning: None });
+    }
+
+    #[test]
+    fn only_plain_absolute_homes_are_created() {
+        assert!(is_creatable_home("/home/alice"));
+        for bad in ["", "/", "home/alice", "/home/../etc", "/home//alice", "/home/./alice", "/home/alice/"] {
+            assert!(!is_creatable_home(bad), "{bad:?}");
+        }
+    }
+}
