@@ -1,15 +1,19 @@
 //! Answers kept in memory for `[cache] ttl` (`negative_ttl` for "not found"), so a warm lookup
-//! never touches the directory. Keyed by the request itself; values are the finished
-//! [`Response`]s behind an `Arc`, so a hit copies a pointer, not a 5,000-member group.
-//! "Unavailable" is never kept: the next request asks again.
+//! never touches the directory. Values sit behind an `Arc`, so a hit copies a pointer, not a
+//! 5,000-member group. "Unavailable" is never kept: the next request asks again.
+//!
+//! Concurrent misses for one key share a single fetch ([`Cache::get_or_fetch`]): a burst of
+//! logins asking for the same user costs the directory one search.
 //!
 //! The persistent offline cache (redb) is a separate, later layer.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use tokio::sync::OnceCell;
 use tokio::time::Instant;
 
 use crate::config::CacheConfig;
@@ -20,15 +24,52 @@ const MAX_ENTRIES: usize = 200_000;
 /// When it was stored, the answer, and whether it is a negative one.
 type Entry<V> = (Instant, Arc<V>, bool);
 
+/// How long a fetched value may be kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// For `ttl`.
+    Positive,
+    /// For `negative_ttl` ("not found").
+    Negative,
+    /// Not at all (the directory could not be asked).
+    Never,
+}
+
+/// A fetch in progress; everyone who misses meanwhile waits on the same cell.
+type InFlight<V> = Arc<OnceCell<Arc<V>>>;
+
 #[derive(Debug)]
 pub struct Cache<K, V> {
     ttl: CacheConfig,
     entries: Mutex<HashMap<K, Entry<V>>>,
+    in_flight: Mutex<HashMap<K, InFlight<V>>>,
 }
 
 impl<K: Eq + Hash + Clone, V> Cache<K, V> {
     pub fn new(ttl: CacheConfig) -> Cache<K, V> {
-        Cache { ttl, entries: Mutex::new(HashMap::new()) }
+        Cache { ttl, entries: Mutex::default(), in_flight: Mutex::default() }
+    }
+
+    /// The fresh value for `key`, or the result of `fetch`, shared with every concurrent caller
+    /// for the same key and kept as `keep` says. If the caller running the fetch is cancelled,
+    /// a waiting caller runs its own.
+    pub async fn get_or_fetch(&self, key: K, fetch: impl Future<Output = V>, keep: impl Fn(&V) -> Keep) -> Arc<V> {
+        if let Some(hit) = self.get(&key) {
+            return hit;
+        }
+        let cell = relock(&self.in_flight).entry(key.clone()).or_default().clone();
+        let value = cell.get_or_init(|| async { Arc::new(fetch.await) }).await.clone();
+        let mut in_flight = relock(&self.in_flight);
+        // The first caller to get here stores the value and retires the cell.
+        if in_flight.get(&key).is_some_and(|current| Arc::ptr_eq(current, &cell)) {
+            match keep(&value) {
+                Keep::Positive => self.insert(key.clone(), value.clone(), false),
+                Keep::Negative => self.insert(key.clone(), value.clone(), true),
+                Keep::Never => {}
+            }
+            in_flight.remove(&key);
+        }
+        value
     }
 
     /// The answer for `key`, if it was stored less than its time-to-live ago.
@@ -59,11 +100,15 @@ impl<K: Eq + Hash + Clone, V> Cache<K, V> {
         if negative { self.ttl.negative_ttl } else { self.ttl.ttl }
     }
 
-    /// A panic elsewhere while holding the lock leaves a map that is still consistent (every
-    /// operation on it is a single insert, lookup or retain): keep using it.
     fn lock(&self) -> MutexGuard<'_, HashMap<K, Entry<V>>> {
-        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        relock(&self.entries)
     }
+}
+
+/// A panic elsewhere while holding a lock leaves these maps consistent (every operation on
+/// them is a single insert, lookup or retain): keep using them.
+fn relock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
@@ -92,6 +137,34 @@ mod tests {
         assert!(cache.get(&"nobody").is_some());
         tokio::time::advance(Duration::from_secs(1)).await;
         assert!(cache.get(&"nobody").is_none());
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_share_one_fetch() {
+        let cache = cache();
+        let fetches = std::sync::atomic::AtomicU32::new(0);
+        let fetch = || async {
+            fetches.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            7
+        };
+        let (a, b, c) = tokio::join!(
+            cache.get_or_fetch("alice", fetch(), |_| Keep::Positive),
+            cache.get_or_fetch("alice", fetch(), |_| Keep::Positive),
+            cache.get_or_fetch("alice", fetch(), |_| Keep::Positive),
+        );
+        assert_eq!((*a, *b, *c), (7, 7, 7));
+        assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(cache.get(&"alice").as_deref(), Some(&7));
+        assert!(relock(&cache.in_flight).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_value_marked_never_is_not_kept() {
+        let cache = cache();
+        assert_eq!(*cache.get_or_fetch("bob", async { 0 }, |_| Keep::Never).await, 0);
+        assert!(cache.get(&"bob").is_none());
+        assert_eq!(*cache.get_or_fetch("bob", async { 1 }, |_| Keep::Never).await, 1);
     }
 
     #[tokio::test(start_paused = true)]

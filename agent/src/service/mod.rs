@@ -7,7 +7,7 @@ use std::sync::Arc;
 use lanyard_proto::name::is_valid_name;
 use lanyard_proto::{Group, Passwd, Request, Response};
 
-use crate::cache::Cache;
+use crate::cache::{Cache, Keep};
 use crate::config::{CacheConfig, PamConfig};
 use crate::directory::{Directory, DirectoryError};
 use crate::policy::Caller;
@@ -23,9 +23,13 @@ const PAGE_BYTES: usize = 256 * 1024;
 #[derive(Debug)]
 pub enum Reply {
     One(Arc<Response>),
-    Users(Arc<Vec<Passwd>>),
-    Groups(Arc<Vec<Group>>),
+    /// Always `Ok`: a failed enumeration is a [`Reply::One`] "unavailable".
+    Users(Arc<Fetched<Passwd>>),
+    Groups(Arc<Fetched<Group>>),
 }
+
+/// A whole enumeration as the directory returned it.
+pub type Fetched<T> = Result<Vec<T>, DirectoryError>;
 
 impl Reply {
     /// The enumeration's pages then [`Response::EndOfPages`], each built only when the one
@@ -34,8 +38,8 @@ impl Reply {
     pub fn pages(&self) -> Box<dyn Iterator<Item = Response> + Send + '_> {
         match self {
             Reply::One(_) => Box::new(std::iter::empty()),
-            Reply::Users(users) => Box::new(pages(users, Response::UserPage, passwd_size)),
-            Reply::Groups(groups) => Box::new(pages(groups, Response::GroupPage, group_size)),
+            Reply::Users(users) => Box::new(pages(fetched(users), Response::UserPage, passwd_size)),
+            Reply::Groups(groups) => Box::new(pages(fetched(groups), Response::GroupPage, group_size)),
         }
     }
 
@@ -43,8 +47,8 @@ impl Reply {
     pub fn summary(&self) -> String {
         match self {
             Reply::One(response) => response.summary(),
-            Reply::Users(users) => format!("{} users in pages", users.len()),
-            Reply::Groups(groups) => format!("{} groups in pages", groups.len()),
+            Reply::Users(users) => format!("{} users in pages", fetched(users).len()),
+            Reply::Groups(groups) => format!("{} groups in pages", fetched(groups).len()),
         }
     }
 }
@@ -63,8 +67,8 @@ enum Lookup {
 pub struct Service<D> {
     directory: D,
     answers: Cache<Lookup, Response>,
-    users: Cache<(), Vec<Passwd>>,
-    groups: Cache<(), Vec<Group>>,
+    users: Cache<(), Fetched<Passwd>>,
+    groups: Cache<(), Fetched<Group>>,
     pam: PamConfig,
     limiter: FailureLimiter,
     /// This machine's name, for `{host}` in `pam.access_filter`.
@@ -102,14 +106,20 @@ impl<D: Directory> Service<D> {
                 Reply::One(Arc::new(self.change_password(caller, &user, old.as_ref(), &new, &context).await))
             }
             Request::OpenSession { user, context: _ } => Reply::One(Arc::new(self.open_session(caller, &user).await)),
-            Request::EnumerateUsers => match self.all(&self.users, self.directory.all_users()).await {
-                Ok(users) => Reply::Users(users),
-                Err(e) => Reply::One(Arc::new(Response::Unavailable(e.public_reason().to_owned()))),
-            },
-            Request::EnumerateGroups => match self.all(&self.groups, self.directory.all_groups()).await {
-                Ok(groups) => Reply::Groups(groups),
-                Err(e) => Reply::One(Arc::new(Response::Unavailable(e.public_reason().to_owned()))),
-            },
+            Request::EnumerateUsers => {
+                let users = self.all(&self.users, self.directory.all_users()).await;
+                match &*users {
+                    Ok(_) => Reply::Users(users),
+                    Err(e) => Reply::One(Arc::new(Response::Unavailable(e.public_reason().to_owned()))),
+                }
+            }
+            Request::EnumerateGroups => {
+                let groups = self.all(&self.groups, self.directory.all_groups()).await;
+                match &*groups {
+                    Ok(_) => Reply::Groups(groups),
+                    Err(e) => Reply::One(Arc::new(Response::Unavailable(e.public_reason().to_owned()))),
+                }
+            }
             lookup => Reply::One(self.lookup(lookup).await),
         }
     }
@@ -170,30 +180,23 @@ impl<D: Directory> Service<D> {
     }
 
     async fn cached(&self, key: Lookup, fetch: impl Future<Output = Response>) -> Arc<Response> {
-        if let Some(hit) = self.answers.get(&key) {
-            return hit;
-        }
-        let response = Arc::new(fetch.await);
-        match &*response {
-            Response::NotFound => self.answers.insert(key, response.clone(), true),
-            Response::Unavailable(_) | Response::Refused(_) => {}
-            _ => self.answers.insert(key, response.clone(), false),
-        }
-        response
+        self.answers
+            .get_or_fetch(key, fetch, |response| match response {
+                Response::NotFound => Keep::Negative,
+                Response::Unavailable(_) | Response::Refused(_) => Keep::Never,
+                _ => Keep::Positive,
+            })
+            .await
     }
 
-    async fn all<T>(
-        &self,
-        cache: &Cache<(), Vec<T>>,
-        fetch: impl Future<Output = Result<Vec<T>, DirectoryError>>,
-    ) -> Result<Arc<Vec<T>>, DirectoryError> {
-        if let Some(hit) = cache.get(&()) {
-            return Ok(hit);
-        }
-        let all = Arc::new(fetch.await?);
-        cache.insert((), all.clone(), false);
-        Ok(all)
+    /// Everything, from memory while fresh; one directory enumeration however many ask at once.
+    async fn all<T>(&self, cache: &Cache<(), Fetched<T>>, fetch: impl Future<Output = Fetched<T>>) -> Arc<Fetched<T>> {
+        cache.get_or_fetch((), fetch, |all| if all.is_ok() { Keep::Positive } else { Keep::Never }).await
     }
+}
+
+fn fetched<T>(all: &Fetched<T>) -> &[T] {
+    all.as_deref().unwrap_or_default()
 }
 
 /// `Some` becomes `wrap(value)`, `None` becomes "not found", an error "unavailable".

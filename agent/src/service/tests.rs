@@ -330,6 +330,6 @@ async fn a_session_offers_the_home_directory_only_when_configured() {
 
 #[test]
 fn an_empty_enumeration_is_just_the_end() {
-    let pages: Vec<Response> = Reply::Users(Arc::new(Vec::new())).pages().collect();
+    let pages: Vec<Response> = Reply::Users(Arc::new(Ok(Vec::new()))).pages().collect();
     assert_eq!(pages, [Response::EndOfPages]);
 }
