@@ -45,7 +45,7 @@ impl PageSource<Passwd> for AgentPages {
         match self.receive()? {
             Response::UserPage(page) => Ok(Some(page)),
             Response::EndOfPages => Ok(None),
-            other => Err(not_an_entry(other)),
+            other => Err(not_an_entry(&other)),
         }
     }
 }
@@ -55,7 +55,7 @@ impl PageSource<Group> for AgentPages {
         match self.receive()? {
             Response::GroupPage(page) => Ok(Some(page)),
             Response::EndOfPages => Ok(None),
-            other => Err(not_an_entry(other)),
+            other => Err(not_an_entry(&other)),
         }
     }
 }

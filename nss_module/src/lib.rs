@@ -9,6 +9,7 @@
 //!   the crate. Each is a shim: catch panics, turn pointers into safe types, call one function
 //!   below, map the result through [`status`].
 //! - [`lookup`]: by name, by id, and initgroups: validate, one request, one answer.
+//! - `retry`: the answer that did not fit, kept for glibc's immediate retry with a larger buffer.
 //! - [`enumerate`]: `set*ent` / `get*ent_r` / `end*ent` over the agent's stream of pages.
 //! - [`buffer`]: packing strings and the `gr_mem` array into the caller's buffer, as offsets.
 //! - [`status`]: the crate's error type and the one mapping to `nss_status` and errno.
@@ -23,6 +24,7 @@ pub mod buffer;
 pub mod enumerate;
 pub mod ffi;
 pub mod lookup;
+mod retry;
 pub mod status;
 
 #[cfg(test)]

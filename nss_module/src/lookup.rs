@@ -12,32 +12,48 @@ use lanyard_proto::{Client, Deadlines, Group, Passwd, Request, Response};
 use libc::{c_long, gid_t};
 
 use crate::buffer::{self, PackError, PackedGroup, PackedPasswd};
+use crate::retry;
 use crate::status::{Error, Unavailable};
 
 /// `getpwnam_r`.
 pub fn user_by_name(socket: &Path, name: &[u8], buf: &mut [u8]) -> Result<PackedPasswd, Error> {
     let name = checked_name(name)?;
-    let user = user(ask(socket, &Request::UserByName(name))?)?;
-    packed(buffer::pack_passwd(&user, buf))
+    lookup(socket, Request::UserByName(name), buf, |r, buf| packed(buffer::pack_passwd(user(r)?, buf)))
 }
 
 /// `getpwuid_r`.
 pub fn user_by_uid(socket: &Path, uid: u32, buf: &mut [u8]) -> Result<PackedPasswd, Error> {
-    let user = user(ask(socket, &Request::UserByUid(uid))?)?;
-    packed(buffer::pack_passwd(&user, buf))
+    lookup(socket, Request::UserByUid(uid), buf, |r, buf| packed(buffer::pack_passwd(user(r)?, buf)))
 }
 
 /// `getgrnam_r`.
 pub fn group_by_name(socket: &Path, name: &[u8], buf: &mut [u8]) -> Result<PackedGroup, Error> {
     let name = checked_name(name)?;
-    let group = group(ask(socket, &Request::GroupByName(name))?)?;
-    packed(buffer::pack_group(&group, buf))
+    lookup(socket, Request::GroupByName(name), buf, |r, buf| packed(buffer::pack_group(group(r)?, buf)))
 }
 
 /// `getgrgid_r`.
 pub fn group_by_gid(socket: &Path, gid: u32, buf: &mut [u8]) -> Result<PackedGroup, Error> {
-    let group = group(ask(socket, &Request::GroupByGid(gid))?)?;
-    packed(buffer::pack_group(&group, buf))
+    lookup(socket, Request::GroupByGid(gid), buf, |r, buf| packed(buffer::pack_group(group(r)?, buf)))
+}
+
+/// Asks once (or reuses the answer that did not fit the caller's last, smaller buffer) and
+/// packs the entry into `buf`.
+fn lookup<T>(
+    socket: &Path,
+    request: Request,
+    buf: &mut [u8],
+    pack: impl FnOnce(&Response, &mut [u8]) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let response = match retry::take(&request) {
+        Some(kept) => kept,
+        None => ask(socket, &request)?,
+    };
+    let result = pack(&response, buf);
+    if matches!(result, Err(Error::BufferTooSmall)) {
+        retry::keep(request, response);
+    }
+    result
 }
 
 /// glibc's growable gid array for `initgroups_dyn`: `ffi.rs` implements it over the raw
@@ -64,7 +80,7 @@ pub fn groups_of_user(
     let name = checked_name(name)?;
     match ask(socket, &Request::GroupsOfUser(name))? {
         Response::GroupIds(gids) => append_gids(list, &gids, skip, limit),
-        other => Err(not_an_entry(other)),
+        other => Err(not_an_entry(&other)),
     }
 }
 
@@ -106,14 +122,14 @@ fn ask(socket: &Path, request: &Request) -> Result<Response, Error> {
     Client::call(socket, request, Deadlines::default()).map_err(|_| Error::Unavailable(Unavailable::Unreachable))
 }
 
-fn user(response: Response) -> Result<Passwd, Error> {
+fn user(response: &Response) -> Result<&Passwd, Error> {
     match response {
         Response::User(user) => Ok(user),
         other => Err(not_an_entry(other)),
     }
 }
 
-fn group(response: Response) -> Result<Group, Error> {
+fn group(response: &Response) -> Result<&Group, Error> {
     match response {
         Response::Group(group) => Ok(group),
         other => Err(not_an_entry(other)),
@@ -122,7 +138,7 @@ fn group(response: Response) -> Result<Group, Error> {
 
 /// What a response that is not the awaited entry means. `NotFound` stays apart from every way
 /// of not getting an answer.
-pub(crate) fn not_an_entry(response: Response) -> Error {
+pub(crate) fn not_an_entry(response: &Response) -> Error {
     match response {
         Response::NotFound => Error::NotFound,
         Response::Unavailable(_) => Error::Unavailable(Unavailable::AgentUnavailable),
@@ -229,7 +245,16 @@ mod tests {
         let mut buf = [0u8; 256];
         let packed = group_by_name(agent.path(), b"staff", &mut buf).unwrap();
         assert_eq!(packed.members.iter().map(|&m| c_str(&buf, m)).collect::<Vec<_>>(), ["alice", "bob"]);
-        assert_eq!(agent.connections(), 2, "the lookup is simply repeated");
+        assert_eq!(agent.connections(), 1, "the retry reuses the answer that did not fit");
+    }
+
+    #[test]
+    fn a_retry_for_another_name_asks_the_agent_again() {
+        let agent = FakeAgent::start(fake_agent::directory);
+        assert_eq!(group_by_name(agent.path(), b"staff", &mut [0; 8]), Err(Error::BufferTooSmall));
+        assert_eq!(group_by_name(agent.path(), b"wheel", &mut [0u8; 256]), Err(Error::NotFound));
+        assert!(group_by_name(agent.path(), b"staff", &mut [0u8; 256]).is_ok());
+        assert_eq!(agent.connections(), 3);
     }
 
     /// A `Vec` standing in for glibc's array; `room` is its `*size`.
