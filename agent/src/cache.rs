@@ -50,15 +50,21 @@ impl<K: Eq + Hash + Clone, V> Cache<K, V> {
         Cache { ttl, entries: Mutex::default(), in_flight: Mutex::default() }
     }
 
-    /// The fresh value for `key`, or the result of `fetch`, shared with every concurrent caller
-    /// for the same key and kept as `keep` says. If the caller running the fetch is cancelled,
-    /// a waiting caller runs its own.
-    pub async fn get_or_fetch(&self, key: K, fetch: impl Future<Output = V>, keep: impl Fn(&V) -> Keep) -> Arc<V> {
+    /// The fresh value for `key`, or the result of `fetch()`, shared with every concurrent
+    /// caller for the same key and kept as `keep` says. If the caller running the fetch is
+    /// cancelled, a waiting caller runs its own. `fetch` is a closure so the future is only
+    /// built on a miss, once, inside the shared cell (futures are large; copies are not free).
+    pub async fn get_or_fetch<F: Future<Output = V>>(
+        &self,
+        key: K,
+        fetch: impl FnOnce() -> F,
+        keep: impl Fn(&V) -> Keep,
+    ) -> Arc<V> {
         if let Some(hit) = self.get(&key) {
             return hit;
         }
         let cell = relock(&self.in_flight).entry(key.clone()).or_default().clone();
-        let value = cell.get_or_init(|| async { Arc::new(fetch.await) }).await.clone();
+        let value = cell.get_or_init(|| async { Arc::new(fetch().await) }).await.clone();
         let mut in_flight = relock(&self.in_flight);
         // The first caller to get here stores the value and retires the cell.
         if in_flight.get(&key).is_some_and(|current| Arc::ptr_eq(current, &cell)) {
@@ -149,9 +155,9 @@ mod tests {
             7
         };
         let (a, b, c) = tokio::join!(
-            cache.get_or_fetch("alice", fetch(), |_| Keep::Positive),
-            cache.get_or_fetch("alice", fetch(), |_| Keep::Positive),
-            cache.get_or_fetch("alice", fetch(), |_| Keep::Positive),
+            cache.get_or_fetch("alice", fetch, |_| Keep::Positive),
+            cache.get_or_fetch("alice", fetch, |_| Keep::Positive),
+            cache.get_or_fetch("alice", fetch, |_| Keep::Positive),
         );
         assert_eq!((*a, *b, *c), (7, 7, 7));
         assert_eq!(fetches.load(std::sync::atomic::Ordering::SeqCst), 1);
@@ -162,9 +168,9 @@ mod tests {
     #[tokio::test]
     async fn a_value_marked_never_is_not_kept() {
         let cache = cache();
-        assert_eq!(*cache.get_or_fetch("bob", async { 0 }, |_| Keep::Never).await, 0);
+        assert_eq!(*cache.get_or_fetch("bob", || async { 0 }, |_| Keep::Never).await, 0);
         assert!(cache.get(&"bob").is_none());
-        assert_eq!(*cache.get_or_fetch("bob", async { 1 }, |_| Keep::Never).await, 1);
+        assert_eq!(*cache.get_or_fetch("bob", || async { 1 }, |_| Keep::Never).await, 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -107,14 +107,14 @@ impl<D: Directory> Service<D> {
             }
             Request::OpenSession { user, context: _ } => Reply::One(Arc::new(self.open_session(caller, &user).await)),
             Request::EnumerateUsers => {
-                let users = self.all(&self.users, self.directory.all_users()).await;
+                let users = self.all(&self.users, || self.directory.all_users()).await;
                 match &*users {
                     Ok(_) => Reply::Users(users),
                     Err(e) => Reply::One(Arc::new(Response::Unavailable(e.public_reason().to_owned()))),
                 }
             }
             Request::EnumerateGroups => {
-                let groups = self.all(&self.groups, self.directory.all_groups()).await;
+                let groups = self.all(&self.groups, || self.directory.all_groups()).await;
                 match &*groups {
                     Ok(_) => Reply::Groups(groups),
                     Err(e) => Reply::One(Arc::new(Response::Unavailable(e.public_reason().to_owned()))),
@@ -147,17 +147,17 @@ impl<D: Directory> Service<D> {
             }
             // Root is the machine's own; the directory is never asked for id 0.
             Lookup::UserByUid(0) | Lookup::GroupByGid(0) => Arc::new(Response::NotFound),
-            Lookup::UserByName(name) => self.cached(key.clone(), self.user_by_name(name)).await,
+            Lookup::UserByName(name) => self.cached(key.clone(), || self.user_by_name(name)).await,
             Lookup::UserByUid(uid) => {
-                self.cached(key.clone(), found(self.directory.user_by_uid(*uid), Response::User)).await
+                self.cached(key.clone(), || found(self.directory.user_by_uid(*uid), Response::User)).await
             }
             Lookup::GroupByName(name) => {
-                self.cached(key.clone(), found(self.directory.group_by_name(name), Response::Group)).await
+                self.cached(key.clone(), || found(self.directory.group_by_name(name), Response::Group)).await
             }
             Lookup::GroupByGid(gid) => {
-                self.cached(key.clone(), found(self.directory.group_by_gid(*gid), Response::Group)).await
+                self.cached(key.clone(), || found(self.directory.group_by_gid(*gid), Response::Group)).await
             }
-            Lookup::GroupsOfUser(name) => self.cached(key.clone(), self.groups_of_user(name)).await,
+            Lookup::GroupsOfUser(name) => self.cached(key.clone(), || self.groups_of_user(name)).await,
         }
     }
 
@@ -168,7 +168,7 @@ impl<D: Directory> Service<D> {
         match self.directory.groups_of_user(name).await {
             Err(e) => Response::Unavailable(e.public_reason().to_owned()),
             Ok(gids) if !gids.is_empty() => Response::GroupIds(gids),
-            Ok(_) => match &*self.cached(Lookup::UserByName(name.to_owned()), self.user_by_name(name)).await {
+            Ok(_) => match &*self.cached(Lookup::UserByName(name.to_owned()), || self.user_by_name(name)).await {
                 Response::User(_) => Response::GroupIds(Vec::new()),
                 other => other.clone(),
             },
@@ -179,7 +179,7 @@ impl<D: Directory> Service<D> {
         found(self.directory.user_by_name(name), Response::User).await
     }
 
-    async fn cached(&self, key: Lookup, fetch: impl Future<Output = Response>) -> Arc<Response> {
+    async fn cached<F: Future<Output = Response>>(&self, key: Lookup, fetch: impl FnOnce() -> F) -> Arc<Response> {
         self.answers
             .get_or_fetch(key, fetch, |response| match response {
                 Response::NotFound => Keep::Negative,
@@ -190,7 +190,11 @@ impl<D: Directory> Service<D> {
     }
 
     /// Everything, from memory while fresh; one directory enumeration however many ask at once.
-    async fn all<T>(&self, cache: &Cache<(), Fetched<T>>, fetch: impl Future<Output = Fetched<T>>) -> Arc<Fetched<T>> {
+    async fn all<T, F: Future<Output = Fetched<T>>>(
+        &self,
+        cache: &Cache<(), Fetched<T>>,
+        fetch: impl FnOnce() -> F,
+    ) -> Arc<Fetched<T>> {
         cache.get_or_fetch((), fetch, |all| if all.is_ok() { Keep::Positive } else { Keep::Never }).await
     }
 }

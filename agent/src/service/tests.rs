@@ -333,3 +333,15 @@ fn an_empty_enumeration_is_just_the_end() {
     let pages: Vec<Response> = Reply::Users(Arc::new(Ok(Vec::new()))).pages().collect();
     assert_eq!(pages, [Response::EndOfPages]);
 }
+
+/// Regression: a cache layer that held each fetch future three times made the request future
+/// 381 KB in debug builds, and the one-thread agent overflowed its stack on the first lookup.
+#[test]
+fn a_request_future_over_the_real_directory_stays_small() {
+    let config =
+        crate::config::Config::parse("t.toml".as_ref(), "[directory]\nuris=[\"ldap://x\"]\nbase=\"dc=x\"\n").unwrap();
+    let ldap = crate::directory::LdapDirectory::new(&config.directory).unwrap();
+    let service = Service::new(ldap, config.cache, config.pam);
+    let size = std::mem::size_of_val(&service.handle(Request::EnumerateUsers, ROOT));
+    assert!(size < 64 * 1024, "Service::handle's future is {size} bytes");
+}
