@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build, the tests and the demo need, if any is missing.
-# Non-interactive, and without letting the slapd package start the system's own slapd: the
-# tests and the demo run their own, on 127.0.0.1.
+# Non-interactive, and without letting the slapd or openssh-server packages start the system's
+# own slapd or sshd: the tests and the demo run their own, on 127.0.0.1, in private namespaces.
 set -euo pipefail
-packages=(slapd ldap-utils libpam0g-dev libclang-dev pamtester util-linux ca-certificates)
+packages=(slapd ldap-utils libpam0g-dev libclang-dev pamtester util-linux ca-certificates
+  openssh-server openssh-client sshpass)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -36,6 +36,8 @@ pub struct AgentConfig {
     pub negative_ttl: String,
     /// Raw lines appended to `[directory]` (for unknown-key tests).
     pub extra_directory_lines: Vec<String>,
+    /// The `[pam]` section; absent when `None`.
+    pub pam: Option<PamConfig>,
     /// When set, written instead of everything above; `@SOCKET@` and `@CACHE_DIR@` are
     /// replaced by the scratch paths.
     pub raw: Option<String>,
@@ -59,8 +61,15 @@ impl AgentConfig {
             ttl: "5m".into(),
             negative_ttl: "30s".into(),
             extra_directory_lines: Vec::new(),
+            pam: None,
             raw: None,
         }
+    }
+
+    /// Writes a `[pam]` section.
+    pub fn pam(mut self, pam: PamConfig) -> Self {
+        self.pam = Some(pam);
+        self
     }
 
     pub fn uris(mut self, uris: Vec<String>) -> Self {
@@ -123,6 +132,94 @@ impl AgentConfig {
         }
         t +=
             &format!("\n[cache]\nttl = \"{}\"\nnegative_ttl = \"{}\"\n", escape(&self.ttl), escape(&self.negative_ttl));
+        if let Some(pam) = &self.pam {
+            t += &pam.render();
+        }
+        t
+    }
+}
+
+/// The agent's `[pam]` section. Keys left `None` are not written (the agent's defaults apply).
+#[derive(Debug, Clone, Default)]
+pub struct PamConfig {
+    /// Only members of these groups may log in (absent: every directory user).
+    pub allowed_groups: Option<Vec<String>>,
+    /// An LDAP filter the user's entry must match; `{user}`, `{host}`, `{service}` are
+    /// placeholders the agent fills in, escaped.
+    pub access_filter: Option<String>,
+    pub root_may_reset_passwords: Option<bool>,
+    pub create_home: Option<bool>,
+    /// Octal text, e.g. `"0700"`.
+    pub home_mode: Option<String>,
+    /// Failed logins per account within `failure_window` before attempts are refused.
+    pub max_failures: Option<u32>,
+    pub failure_window: Option<String>,
+    /// Raw lines appended to the section (for unknown-key tests).
+    pub extra_lines: Vec<String>,
+}
+
+impl PamConfig {
+    pub fn allowed_groups(mut self, groups: &[&str]) -> Self {
+        self.allowed_groups = Some(groups.iter().map(|g| g.to_string()).collect());
+        self
+    }
+
+    pub fn access_filter(mut self, filter: &str) -> Self {
+        self.access_filter = Some(filter.into());
+        self
+    }
+
+    pub fn root_may_reset_passwords(mut self, allowed: bool) -> Self {
+        self.root_may_reset_passwords = Some(allowed);
+        self
+    }
+
+    /// `create_home = true` with `home_mode = MODE`.
+    pub fn create_home(mut self, mode: &str) -> Self {
+        self.create_home = Some(true);
+        self.home_mode = Some(mode.into());
+        self
+    }
+
+    pub fn max_failures(mut self, count: u32, window: &str) -> Self {
+        self.max_failures = Some(count);
+        self.failure_window = Some(window.into());
+        self
+    }
+
+    pub fn line(mut self, line: &str) -> Self {
+        self.extra_lines.push(line.into());
+        self
+    }
+
+    fn render(&self) -> String {
+        let mut t = String::from("\n[pam]\n");
+        if let Some(groups) = &self.allowed_groups {
+            let quoted: Vec<String> = groups.iter().map(|g| format!("\"{}\"", escape(g))).collect();
+            t += &format!("allowed_groups = [{}]\n", quoted.join(", "));
+        }
+        if let Some(filter) = &self.access_filter {
+            t += &format!("access_filter = \"{}\"\n", escape(filter));
+        }
+        if let Some(allowed) = self.root_may_reset_passwords {
+            t += &format!("root_may_reset_passwords = {allowed}\n");
+        }
+        if let Some(create) = self.create_home {
+            t += &format!("create_home = {create}\n");
+        }
+        if let Some(mode) = &self.home_mode {
+            t += &format!("home_mode = \"{}\"\n", escape(mode));
+        }
+        if let Some(count) = self.max_failures {
+            t += &format!("max_failures = {count}\n");
+        }
+        if let Some(window) = &self.failure_window {
+            t += &format!("failure_window = \"{}\"\n", escape(window));
+        }
+        for line in &self.extra_lines {
+            t += line;
+            t.push('\n');
+        }
         t
     }
 }
@@ -285,6 +382,33 @@ ttl = "5m"
 negative_ttl = "30s"
 "#
         );
+    }
+
+    #[test]
+    fn pam_section_comes_last_with_only_the_keys_set() {
+        let config = AgentConfig::new(vec![], Path::new("/ca"), Path::new("/pw"));
+        assert!(!config.render(Path::new("/s"), Path::new("/c")).contains("[pam]"));
+        let pam = PamConfig::default()
+            .allowed_groups(&["developers", "o\"ps"])
+            .access_filter("(&(objectClass=posixAccount)(host={host}))")
+            .root_may_reset_passwords(false)
+            .create_home("0700")
+            .max_failures(3, "5m");
+        let text = config.clone().pam(pam).render(Path::new("/s"), Path::new("/c"));
+        let (_, section) = text.split_once("\n[cache]\n").unwrap().1.split_once("\n[pam]\n").unwrap();
+        assert_eq!(
+            section,
+            r#"allowed_groups = ["developers", "o\"ps"]
+access_filter = "(&(objectClass=posixAccount)(host={host}))"
+root_may_reset_passwords = false
+create_home = true
+home_mode = "0700"
+max_failures = 3
+failure_window = "5m"
+"#
+        );
+        let empty = config.pam(PamConfig::default()).render(Path::new("/s"), Path::new("/c"));
+        assert!(empty.ends_with("\n[pam]\n"), "{empty}");
     }
 
     #[test]

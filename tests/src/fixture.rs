@@ -11,6 +11,42 @@ pub const GROUPS_DN: &str = "ou=groups,dc=example,dc=org";
 pub const READER_DN: &str = "cn=reader,dc=example,dc=org";
 /// slapd's rootdn (password per run, in slapd.conf only).
 pub const ADMIN_DN: &str = "cn=admin,dc=example,dc=org";
+pub const POLICIES_DN: &str = "ou=policies,dc=example,dc=org";
+/// The password policy slapd's ppolicy overlay applies to every entry (`ppolicy_default`).
+pub const DEFAULT_POLICY_DN: &str = "cn=default,ou=policies,dc=example,dc=org";
+
+/// The default policy's `pwdMinLength`: every fixture password is at least this long.
+pub const POLICY_MIN_LENGTH: usize = 8;
+/// The default policy's `pwdMaxFailure`: slapd locks an account after this many failed binds.
+pub const POLICY_MAX_FAILURE: u32 = 5;
+
+/// `pwdAccountLockedTime` value that the ppolicy overlay reads as "locked until an
+/// administrator unlocks it".
+pub const LOCKED_FOREVER: &str = "000001010000Z";
+
+/// What makes an account more than a plain login; written as the attributes below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Account {
+    Active,
+    /// `shadowExpire: 1`: the account expired on 2 January 1970.
+    Expired,
+    /// `shadowLastChange: 1` and `shadowMax: 30`: the password had to change by 1970.
+    PasswordAged,
+    /// `pwdAccountLockedTime: 000001010000Z`: locked by the password policy for good.
+    Locked,
+}
+
+impl Account {
+    /// The attributes that put an entry in this state.
+    pub fn attributes(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Account::Active => &[],
+            Account::Expired => &[("shadowExpire", "1")],
+            Account::PasswordAged => &[("shadowLastChange", "1"), ("shadowMax", "30")],
+            Account::Locked => &[("pwdAccountLockedTime", LOCKED_FOREVER)],
+        }
+    }
+}
 
 /// A user written out by hand below.
 #[derive(Debug, Clone, Copy)]
@@ -21,7 +57,9 @@ pub struct User {
     pub gecos: &'static str,
     pub home: &'static str,
     pub shell: &'static str,
+    /// The cleartext `userPassword` (at least [`POLICY_MIN_LENGTH`] long).
     pub password: &'static str,
+    pub account: Account,
 }
 
 pub const ALICE: User = User {
@@ -32,6 +70,7 @@ pub const ALICE: User = User {
     home: "/home/alice",
     shell: "/bin/bash",
     password: "alice-Wonderland-7",
+    account: Account::Active,
 };
 pub const BOB: User = User {
     name: "bob",
@@ -41,6 +80,7 @@ pub const BOB: User = User {
     home: "/home/bob",
     shell: "/bin/bash",
     password: "bob-CanWeFixIt-3",
+    account: Account::Active,
 };
 /// Non-ASCII gecos: travels as base64 in LDIF, UTF-8 everywhere else.
 pub const JOSE: User = User {
@@ -51,8 +91,69 @@ pub const JOSE: User = User {
     home: "/home/jose",
     shell: "/bin/bash",
     password: "jose-Ærø-Pass-5",
+    account: Account::Active,
 };
-pub const NAMED_USERS: [User; 3] = [ALICE, BOB, JOSE];
+/// Expired by `shadowExpire`: its password is right, its account check must fail.
+pub const EXPIRED: User = User {
+    name: "expired",
+    uid: 10004,
+    gid: 10000,
+    gecos: "Expired Account",
+    home: "/home/expired",
+    shell: "/bin/bash",
+    password: "expired-Long-Gone-1",
+    account: Account::Expired,
+};
+/// Past `shadowLastChange + shadowMax`: must change the password.
+pub const AGED: User = User {
+    name: "aged",
+    uid: 10005,
+    gid: 10000,
+    gecos: "Aged Password",
+    home: "/home/aged",
+    shell: "/bin/bash",
+    password: "aged-Old-Secret-2",
+    account: Account::PasswordAged,
+};
+/// Locked by the password policy: slapd refuses its binds even with the right password.
+pub const LOCKED: User = User {
+    name: "locked",
+    uid: 10006,
+    gid: 10000,
+    gecos: "Locked Account",
+    home: "/home/locked",
+    shell: "/bin/bash",
+    password: "locked-Out-Pass-3",
+    account: Account::Locked,
+};
+/// A normal user in no group but `staff`: outside `developers` for the access rule tests.
+pub const OUTSIDER: User = User {
+    name: "outsider",
+    uid: 10007,
+    gid: 10000,
+    gecos: "Out Sider",
+    home: "/home/outsider",
+    shell: "/bin/bash",
+    password: "outsider-Pass-4",
+    account: Account::Active,
+};
+/// A normal user whose password tests change, so that no other test depends on it.
+pub const CHANGER: User = User {
+    name: "changer",
+    uid: 10008,
+    gid: 10000,
+    gecos: "Password Changer",
+    home: "/home/changer",
+    shell: "/bin/bash",
+    password: "changer-First-Pass-5",
+    account: Account::Active,
+};
+pub const NAMED_USERS: [User; 8] = [ALICE, BOB, JOSE, EXPIRED, AGED, LOCKED, OUTSIDER, CHANGER];
+
+/// A new password for [`CHANGER`] that the default policy accepts.
+pub const CHANGER_NEW_PASSWORD: &str = "changer-Second-Pass-6";
+/// Shorter than [`POLICY_MIN_LENGTH`]: the default policy refuses it.
+pub const TOO_SHORT_PASSWORD: &str = "Sh0rt-p";
 
 /// `user0001` .. `user0300`, uids 20001 .. 20300, for enumeration.
 pub const BULK_USERS: u32 = 300;
@@ -100,6 +201,7 @@ pub struct UserEntry {
     pub home: String,
     pub shell: String,
     pub password: String,
+    pub account: Account,
 }
 
 impl UserEntry {
@@ -119,6 +221,7 @@ impl From<User> for UserEntry {
             home: u.home.into(),
             shell: u.shell.into(),
             password: u.password.into(),
+            account: u.account,
         }
     }
 }
@@ -147,8 +250,19 @@ pub fn users() -> Vec<UserEntry> {
         home: format!("/home/{}", bulk_user_name(i)),
         shell: "/bin/sh".into(),
         password: format!("bulk-{i}-Pass"),
+        account: Account::Active,
     });
     NAMED_USERS.into_iter().map(UserEntry::from).chain(bulk).collect()
+}
+
+/// A user written out by hand, by name.
+pub fn named_user(name: &str) -> Option<User> {
+    NAMED_USERS.into_iter().find(|u| u.name == name)
+}
+
+/// `uid=NAME,ou=people,dc=example,dc=org`: the DN slapd logs for a user's bind.
+pub fn user_dn(name: &str) -> String {
+    format!("uid={name},{PEOPLE_DN}")
 }
 
 /// Every group in the directory.
@@ -173,6 +287,25 @@ pub fn ldif(reader_password: &str) -> String {
     );
     entry(&mut out, PEOPLE_DN, &[("objectClass", "organizationalUnit"), ("ou", "people")]);
     entry(&mut out, GROUPS_DN, &[("objectClass", "organizationalUnit"), ("ou", "groups")]);
+    entry(&mut out, POLICIES_DN, &[("objectClass", "organizationalUnit"), ("ou", "policies")]);
+    let (min_length, max_failure) = (POLICY_MIN_LENGTH.to_string(), POLICY_MAX_FAILURE.to_string());
+    entry(
+        &mut out,
+        DEFAULT_POLICY_DN,
+        &[
+            // pwdPolicy is auxiliary; device is a structural class from core.schema with just a cn.
+            ("objectClass", "device"),
+            ("objectClass", "pwdPolicy"),
+            ("cn", "default"),
+            ("pwdAttribute", "userPassword"),
+            ("pwdLockout", "TRUE"),
+            ("pwdMaxFailure", &max_failure),
+            ("pwdMinLength", &min_length),
+            // 2: refuse a password whose quality the server cannot check (a pre-hashed one).
+            ("pwdCheckQuality", "2"),
+            ("pwdAllowUserChange", "TRUE"),
+        ],
+    );
     entry(
         &mut out,
         READER_DN,
@@ -185,24 +318,22 @@ pub fn ldif(reader_password: &str) -> String {
     );
     for u in users() {
         let (uid, gid) = (u.uid.to_string(), u.gid.to_string());
-        entry(
-            &mut out,
-            &format!("uid={},{PEOPLE_DN}", u.name),
-            &[
-                ("objectClass", "inetOrgPerson"),
-                ("objectClass", "posixAccount"),
-                ("objectClass", "shadowAccount"),
-                ("uid", &u.name),
-                ("cn", &u.gecos),
-                ("sn", &u.name),
-                ("uidNumber", &uid),
-                ("gidNumber", &gid),
-                ("gecos", &u.gecos),
-                ("homeDirectory", &u.home),
-                ("loginShell", &u.shell),
-                ("userPassword", &u.password),
-            ],
-        );
+        let mut attrs: Vec<(&str, &str)> = vec![
+            ("objectClass", "inetOrgPerson"),
+            ("objectClass", "posixAccount"),
+            ("objectClass", "shadowAccount"),
+            ("uid", u.name.as_str()),
+            ("cn", u.gecos.as_str()),
+            ("sn", u.name.as_str()),
+            ("uidNumber", uid.as_str()),
+            ("gidNumber", gid.as_str()),
+            ("gecos", u.gecos.as_str()),
+            ("homeDirectory", u.home.as_str()),
+            ("loginShell", u.shell.as_str()),
+            ("userPassword", u.password.as_str()),
+        ];
+        attrs.extend(u.account.attributes().iter().copied());
+        entry(&mut out, &user_dn(&u.name), &attrs);
     }
     for g in groups() {
         let gid = g.gid.to_string();
@@ -283,8 +414,8 @@ mod tests {
     #[test]
     fn counts_and_well_known_values() {
         let users = users();
-        assert_eq!(users.len(), 303);
-        assert_eq!(USER_COUNT, 303);
+        assert_eq!(users.len(), 308);
+        assert_eq!(USER_COUNT, 308);
         assert_eq!(users[0].passwd_line(), "alice:x:10001:10000:Alice Liddell:/home/alice:/bin/bash");
         assert_eq!(users.last().map(|u| (u.name.as_str(), u.uid)), Some(("user0300", 20300)));
         let groups = groups();
@@ -302,7 +433,37 @@ mod tests {
     fn ldif_has_one_entry_per_object() {
         let text = ldif("pw");
         let entries = text.matches("\ndn: ").count() + usize::from(text.starts_with("dn: "));
-        assert_eq!(entries, 4 + 303 + 6);
+        assert_eq!(entries, 6 + 308 + 6);
         assert_eq!(text.matches("\nmemberUid: ").count(), 5001 + 2 + 1 + 1);
+    }
+
+    #[test]
+    fn account_states_and_passwords_are_as_the_tests_expect() {
+        let text = ldif("pw");
+        // Each entry's lines, without the blank line that ends it.
+        let entry_of = |name: &str| {
+            let start = text.find(&format!("dn: uid={name},ou=people,")).unwrap();
+            text[start..].split("\n\n").next().unwrap().to_owned() + "\n"
+        };
+        assert!(entry_of("expired").contains("\nshadowExpire: 1\n"));
+        let aged = entry_of("aged");
+        assert!(aged.contains("\nshadowLastChange: 1\n") && aged.contains("\nshadowMax: 30\n"), "{aged}");
+        assert!(entry_of("locked").contains("\npwdAccountLockedTime: 000001010000Z\n"));
+        for plain in ["alice", "outsider", "changer"] {
+            let e = entry_of(plain);
+            assert!(!e.contains("shadowExpire") && !e.contains("shadowMax") && !e.contains("pwdAccount"), "{e}");
+        }
+        // The access rule tests rely on outsider being in no listed group, alice in developers.
+        assert!(supplementary_groups("outsider").is_empty());
+        assert!(supplementary_groups("alice").iter().any(|(g, _)| g == "developers"));
+        // The password policy must not get in the way of logging in with a fixture password.
+        assert!(users().iter().all(|u| u.password.chars().count() >= POLICY_MIN_LENGTH));
+        assert!(CHANGER_NEW_PASSWORD.len() >= POLICY_MIN_LENGTH && CHANGER_NEW_PASSWORD != CHANGER.password);
+        assert!(TOO_SHORT_PASSWORD.len() < POLICY_MIN_LENGTH);
+        let uids: std::collections::BTreeSet<u32> = users().iter().map(|u| u.uid).collect();
+        assert_eq!(uids.len(), USER_COUNT, "two users share a uid");
+        assert_eq!(named_user("changer").map(|u| u.uid), Some(10008));
+        assert_eq!(user_dn("alice"), "uid=alice,ou=people,dc=example,dc=org");
+        assert!(text.contains("dn: cn=default,ou=policies,dc=example,dc=org\nobjectClass: device\n"));
     }
 }

@@ -15,25 +15,34 @@
 //! | [`slapd`] | [`Slapd`]: a throwaway OpenLDAP server that refuses anything without TLS |
 //! | [`agent`] | [`AgentConfig`] and [`Agent`]: `lanyardd` with a written `lanyard.toml` |
 //! | [`namespace`] | [`Namespace`]: run a command with the test `nsswitch.conf` and the module |
+//! | [`pam`] | [`Pam`]: `pamtester` with a test service loading `pam_lanyard.so`, as root or a user |
+//! | [`sshd`] | [`Sshd`]: a real OpenSSH server in a namespace, and the `ssh` client with sshpass |
+//! | [`proxy`] | [`RecordingProxy`]: a TCP proxy to slapd that records every byte both ways |
 //!
 //! The binaries under test come from the workspace's target directory ([`lanyardd_path`],
-//! [`nss_module_path`]); build them first with `cargo build --workspace`.
+//! [`nss_module_path`], [`pam_module_path`]); build them first with `cargo build --workspace`.
 
 pub mod agent;
 pub mod ca;
 pub mod fixture;
 pub mod namespace;
+pub mod pam;
 pub mod process;
+pub mod proxy;
 pub mod slapd;
+pub mod sshd;
 pub mod tempdir;
 
 use std::path::PathBuf;
 
-pub use agent::{Agent, AgentConfig};
+pub use agent::{Agent, AgentConfig, PamConfig};
 pub use ca::TestPki;
 pub use namespace::Namespace;
+pub use pam::{Caller, Pam};
 pub use process::{HANG_GUARD, Output, Supervised, poll_until, run_bounded};
+pub use proxy::RecordingProxy;
 pub use slapd::Slapd;
+pub use sshd::Sshd;
 pub use tempdir::TempDir;
 
 /// The command that builds everything the end-to-end tests run.
@@ -70,6 +79,12 @@ pub fn lanyardd_path() -> PathBuf {
 /// The NSS module of the selected build, as cargo names it (no SONAME, no `.2`).
 pub fn nss_module_path() -> PathBuf {
     target_dir().join(profile()).join("libnss_lanyard.so")
+}
+
+/// The PAM module of the selected build, as cargo names it (`libpam_lanyard.so`); the harness
+/// installs a copy named `pam_lanyard.so`.
+pub fn pam_module_path() -> PathBuf {
+    target_dir().join(profile()).join("libpam_lanyard.so")
 }
 
 /// Fails with the command that builds `path` when it is missing.

@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -123,6 +123,84 @@ impl Drop for Supervised {
     }
 }
 
+/// A process that is not our own child (the one child of `unshare --fork`, say), held through
+/// a pidfd: a signal sent through it can never reach another process that reused its PID.
+#[derive(Debug)]
+pub struct PidFd {
+    fd: std::os::fd::OwnedFd,
+    pid: u32,
+}
+
+impl PidFd {
+    /// The only child of `parent`, waiting at most `limit` for it to appear. `parent` must fork
+    /// exactly one child (as `unshare --fork` does).
+    pub fn only_child_of(parent: &mut Supervised, limit: Duration) -> Result<Self> {
+        let ppid = parent.pid();
+        let what = format!("the child of {} (pid {ppid})", parent.name);
+        poll_until(&what, limit, POLL_INTERVAL, || {
+            if let Some(status) = parent.try_exit_status()? {
+                bail!("{} exited with {status} before its child could be found", parent.name);
+            }
+            let children = std::fs::read_to_string(format!("/proc/{ppid}/task/{ppid}/children")).unwrap_or_default();
+            let Some(pid) = children.split_whitespace().next().and_then(|p| p.parse::<u32>().ok()) else {
+                return Ok(None);
+            };
+            let Ok(fd) = pidfd_open(pid) else { return Ok(None) };
+            // Checked after opening: if the process behind the pidfd still has `parent` as its
+            // parent, it is that child (`parent` has only one, and it has not reaped it).
+            Ok((parent_of(pid) == Some(ppid)).then_some(PidFd { fd, pid }))
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Sends `signal`; Ok also when the process has already exited.
+    pub fn signal(&self, signal: libc::c_int) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: pidfd_send_signal(2) takes the pidfd we own, a signal number, a null siginfo
+        // (the kernel fills in a default one) and flags 0; no memory is shared.
+        let rc = unsafe {
+            libc::syscall(libc::SYS_pidfd_send_signal, self.fd.as_raw_fd(), signal, std::ptr::null::<u8>(), 0)
+        };
+        let err = std::io::Error::last_os_error();
+        if rc == 0 || err.raw_os_error() == Some(libc::ESRCH) {
+            return Ok(());
+        }
+        bail!("pidfd_send_signal({}, {signal}): {err}", self.pid)
+    }
+
+    /// Whether the process has exited (a pidfd becomes readable then).
+    pub fn has_exited(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        let mut poll = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd, timeout 0: poll(2) only writes `revents`.
+        let rc = unsafe { libc::poll(&mut poll, 1, 0) };
+        rc == 1 && poll.revents & libc::POLLIN != 0
+    }
+}
+
+fn pidfd_open(pid: u32) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let pid = libc::pid_t::try_from(pid).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: pidfd_open(2) takes a pid and flags 0 and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let fd = libc::c_int::try_from(fd).map_err(|_| std::io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: the kernel just returned this descriptor to us and nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// The parent PID in `/proc/PID/stat` (the field after the `)` that closes the command name).
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, after_name) = stat.rsplit_once(')')?;
+    after_name.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// What a one-shot command did.
 #[derive(Debug, Clone)]
 pub struct Output {
@@ -180,9 +258,33 @@ impl fmt::Display for Output {
 /// runs longer than `guard`, its whole process group is killed and this returns an error naming
 /// `description`: a hang is a failure.
 pub fn run_bounded(command: &mut Command, description: &str, guard: Duration) -> Result<Output> {
+    run_with(command, None, description, guard)
+}
+
+/// Like [`run_bounded`], with `input` written to the command's stdin, which is then closed
+/// (answers to prompts, one line each: PAM's text conversation reads a pipe line by line).
+pub fn run_bounded_with_input(
+    command: &mut Command,
+    input: &[u8],
+    description: &str,
+    guard: Duration,
+) -> Result<Output> {
+    run_with(command, Some(input), description, guard)
+}
+
+fn run_with(command: &mut Command, input: Option<&[u8]>, description: &str, guard: Duration) -> Result<Output> {
+    let stdin = if input.is_some() { Stdio::piped() } else { Stdio::null() };
     // Its own process group, so a hang guard can also stop whatever it started.
-    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+    command.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
     let mut child = command.spawn().with_context(|| format!("starting `{description}`"))?;
+    if let (Some(mut pipe), Some(input)) = (child.stdin.take(), input) {
+        let input = input.to_vec();
+        // A thread, so a command that reads nothing cannot block us on a full pipe. It ends
+        // when the input is written or the command exits (EPIPE); dropping the pipe is the EOF.
+        thread::spawn(move || {
+            let _ = pipe.write_all(&input);
+        });
+    }
     let stdout = drain(child.stdout.take());
     let stderr = drain(child.stderr.take());
     let start = Instant::now();
@@ -250,6 +352,21 @@ mod tests {
     }
 
     #[test]
+    fn run_bounded_with_input_feeds_stdin_then_closes_it() {
+        let out = run_bounded_with_input(
+            Command::new("sh").args(["-c", "read a; read b; echo \"$b/$a\"; cat"]),
+            b"one\ntwo\n",
+            "sh",
+            HANG_GUARD,
+        )
+        .unwrap();
+        assert_eq!(out.stdout(), "two/one\n");
+        // A command that never reads its input still finishes.
+        let quiet = run_bounded_with_input(&mut Command::new("true"), &[b'x'; 1 << 20], "true", HANG_GUARD).unwrap();
+        assert!(quiet.status.success());
+    }
+
+    #[test]
     fn run_bounded_kills_a_hung_command_and_says_so() {
         let err = run_bounded(Command::new("sleep").arg("30"), "sleep 30", Duration::from_millis(200)).unwrap_err();
         assert!(err.to_string().contains("hang guard"), "{err}");
@@ -262,6 +379,21 @@ mod tests {
         let status = child.stop().unwrap();
         assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGTERM));
         assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "pid {pid} still exists");
+    }
+
+    #[test]
+    fn pidfd_finds_the_one_child_and_signals_it() {
+        let mut parent = Supervised::spawn("sh", Command::new("sh").args(["-c", "sleep 30; true"])).unwrap();
+        let child = PidFd::only_child_of(&mut parent, Duration::from_secs(5)).unwrap();
+        assert_eq!(parent_of(child.pid()), Some(parent.pid()));
+        assert!(std::fs::read_to_string(format!("/proc/{}/cmdline", child.pid())).unwrap().starts_with("sleep"));
+        assert!(!child.has_exited());
+        child.signal(libc::SIGTERM).unwrap();
+        let status = parent.wait_exit(STOP_GRACE).unwrap().expect("sh exits once sleep is gone");
+        // sh ran `true` after sleep died: the signal reached sleep, not sh.
+        assert_eq!(status.code(), Some(0), "{status}");
+        assert!(child.has_exited());
+        child.signal(libc::SIGTERM).unwrap();
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! falls back to plaintext fails.
 
 use std::fs;
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::Duration;
@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 
 use crate::TestPki;
-use crate::fixture::{self, ADMIN_DN, BASE_DN, READER_DN};
+use crate::fixture::{self, ADMIN_DN, BASE_DN, DEFAULT_POLICY_DN, READER_DN};
 use crate::process::{HANG_GUARD, Output, Supervised, poll_until, run_bounded};
 use crate::tempdir::{TempDir, random_hex, write_file_mode};
 
@@ -94,6 +94,11 @@ impl Slapd {
     /// `ldap://127.0.0.1:PORT` (StartTLS).
     pub fn uri_starttls(&self) -> String {
         format!("ldap://127.0.0.1:{}", self.port)
+    }
+
+    /// The StartTLS listener's address (for [`crate::RecordingProxy`]).
+    pub fn starttls_addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
     }
 
     /// `ldaps://127.0.0.1:PORT` (TLS from the first byte).
@@ -181,6 +186,58 @@ impl Slapd {
         run_bounded(&mut cmd, &format!("ldapsearch {filter}"), HANG_GUARD)
     }
 
+    /// `ldapwhoami -ZZ` bound as `dn` with `password` (passed in a 0600 file, not on the
+    /// command line). Exits 0 and prints `dn:DN` when the bind succeeds; 49 for bad credentials.
+    pub fn whoami_as(&self, dn: &str, password: &str) -> Result<Output> {
+        let secret = self.secret_file(password)?;
+        let mut cmd = self.ldap_tool("ldapwhoami");
+        cmd.args(["-x", "-ZZ", "-H", &self.uri_starttls(), "-D", dn, "-y"]).arg(&secret);
+        let out = run_bounded(&mut cmd, &format!("ldapwhoami -ZZ -D {dn}"), HANG_GUARD);
+        let _ = fs::remove_file(&secret);
+        out
+    }
+
+    /// `ldappasswd -ZZ` (Password Modify, RFC 3062) bound as `dn` with `old`, setting `new`;
+    /// both passwords travel in 0600 files. slapd's refusal ("Constraint violation",
+    /// "Password fails quality checking policy") is in the output.
+    pub fn passwd_as(&self, dn: &str, old: &str, new: &str) -> Result<Output> {
+        let (old_file, new_file) = (self.secret_file(old)?, self.secret_file(new)?);
+        let mut cmd = self.ldap_tool("ldappasswd");
+        cmd.args(["-x", "-ZZ", "-H", &self.uri_starttls(), "-D", dn, "-y"])
+            .arg(&old_file)
+            .arg("-t")
+            .arg(&old_file)
+            .arg("-T")
+            .arg(&new_file);
+        let out = run_bounded(&mut cmd, &format!("ldappasswd -ZZ -D {dn}"), HANG_GUARD);
+        let _ = fs::remove_file(&old_file);
+        let _ = fs::remove_file(&new_file);
+        out
+    }
+
+    fn secret_file(&self, password: &str) -> Result<PathBuf> {
+        let file = self.dir.join(format!("pw-{}", random_hex(4)?));
+        write_file_mode(&file, password.as_bytes(), 0o600)?;
+        Ok(file)
+    }
+
+    /// How many simple binds as `dn` slapd logged in `log` (successful or not): slapd logs
+    /// `BIND dn="DN" method=128` for every attempt, before checking anything.
+    pub fn bind_attempts(log: &str, dn: &str) -> usize {
+        let needle = format!(" BIND dn=\"{dn}\" method=128");
+        log.lines().filter(|l| l.contains(&needle)).count()
+    }
+
+    /// `ldapsearch` as the rootdn over StartTLS (sees `userPassword`), LDIF without wrapping.
+    pub fn search_as_admin(&self, filter: &str, attrs: &[&str]) -> Result<Output> {
+        let mut cmd = self.ldap_tool("ldapsearch");
+        cmd.args(["-x", "-ZZ", "-LLL", "-o", "ldif-wrap=no", "-H", &self.uri_starttls(), "-D", ADMIN_DN, "-y"])
+            .arg(&self.admin_secret)
+            .args(["-b", BASE_DN, filter])
+            .args(attrs);
+        run_bounded(&mut cmd, &format!("ldapsearch (admin) {filter}"), HANG_GUARD)
+    }
+
     /// Applies `ldif` with `ldapmodify` as the rootdn over StartTLS; fails unless it succeeds.
     pub fn modify_as_admin(&self, ldif: &str) -> Result<Output> {
         self.admin_change("ldapmodify", ldif)
@@ -214,6 +271,8 @@ pidfile {pid}
 argsfile {args}
 modulepath /usr/lib/ldap
 moduleload back_mdb
+# Password policy (lockout, quality); in OpenLDAP 2.5 the overlay carries its own schema.
+moduleload ppolicy
 TLSCACertificateFile {ca}
 TLSCertificateFile {cert}
 TLSCertificateKeyFile {key}
@@ -229,10 +288,18 @@ directory {db}
 maxsize 268435456
 dbnosync
 index objectClass,uid,uidNumber,gidNumber,memberUid,cn eq
+overlay ppolicy
+ppolicy_default \"{DEFAULT_POLICY_DN}\"
+# A password set in clear (an LDAP modify) is stored hashed, as Password Modify stores it.
+ppolicy_hash_cleartext
+# Users bind with their password and change it themselves (Password Modify, RFC 3062);
+# nobody reads it.
 access to attrs=userPassword
     by anonymous auth
     by self write
     by * none
+# Everything else, shadow* and the policy's operational attributes (pwdAccountLockedTime)
+# included, is readable by any bound identity: the reader's searches need them.
 access to *
     by users read
     by * none

@@ -1,9 +1,9 @@
 //! Without a working agent, lookups fail at once (every command runs under the hang guard) and
 //! users from `files` still resolve.
 
-use lanyard_tests::{Agent, Namespace, Output, TempDir};
+use lanyard_tests::{Namespace, Output, TempDir};
 
-use crate::common::{GETENT_NOT_FOUND, setup};
+use crate::common::{GETENT_NOT_FOUND, Thaw, setup};
 
 #[track_caller]
 fn assert_fails_cleanly(out: &Output) {
@@ -61,13 +61,4 @@ fn lookups_return_when_the_agent_is_frozen() {
     assert_fails_cleanly(&s.ns.getent("passwd", &["alice"]).unwrap());
     assert_files_still_answer(&s.ns);
     drop(thaw_on_exit);
-}
-
-/// Thaws the agent even when an assertion fails, so it can act on SIGTERM at drop.
-struct Thaw<'a>(&'a mut Agent);
-
-impl Drop for Thaw<'_> {
-    fn drop(&mut self) {
-        let _ = self.0.thaw();
-    }
 }

@@ -69,7 +69,7 @@ fn fixture_is_loaded_and_readable_by_the_reader() {
     assert_eq!(members, fixture::BIG_GROUP_MEMBER_COUNT);
 
     let users = slapd.search_as_reader("(objectClass=posixAccount)", &["1.1"]).unwrap();
-    assert_eq!(users.stdout().lines().filter(|l| l.starts_with("dn: ")).count(), 303, "{users}");
+    assert_eq!(users.stdout().lines().filter(|l| l.starts_with("dn: ")).count(), 308, "{users}");
     let groups = slapd.search_as_reader("(objectClass=posixGroup)", &["1.1"]).unwrap();
     assert_eq!(groups.stdout().lines().filter(|l| l.starts_with("dn: ")).count(), fixture::GROUP_COUNT, "{groups}");
 }

@@ -1,22 +1,33 @@
-//! End-to-end tests: a real slapd (StartTLS, fixture from `lanyard_tests::fixture`), the real
-//! `lanyardd`, and the system's `getent` and `id` loading `libnss_lanyard.so.2` in a private
-//! mount namespace. Each test starts and stops its own servers.
+//! End-to-end tests: a real slapd (StartTLS, ppolicy, fixture from `lanyard_tests::fixture`),
+//! the real `lanyardd`, the system's `getent` and `id` loading `libnss_lanyard.so.2`, and
+//! pamtester and sshd loading `pam_lanyard.so`, in private mount namespaces. Each test starts
+//! and stops its own servers.
 //!
 //! Needs root (mount namespaces) and a built workspace: `cargo build --workspace` first.
 //!
 //! | module | area |
 //! | --- | --- |
 //! | `harness` | the fixture slapd itself: TLS required, data loaded, stopped on drop |
+//! | `directory_policy` | the fixture's password policy and account states, with ldap-utils |
+//! | `pam_harness` | the pamtester and sshd runners, with Linux-PAM's own modules |
 //! | `nss` | lookups and enumeration through the module |
 //! | `availability` | the agent stopped: prompt failures, `files` still answers |
 //! | `hostile` | filter metacharacters, odd bytes, case and space variants, odd ids |
 //! | `tls` | wrong CA, danger-plaintext, ldaps, several URIs |
 //! | `config` | configurations lanyardd must refuse |
+//! | `pam` | pamtester through `pam_lanyard.so`: auth, account, access, chauthtok, session, outages |
+//! | `ssh` | a real sshd on loopback logging alice in with her directory password |
+//! | `capture` | a recording proxy to slapd: no password ever crosses the wire in clear |
 
 mod availability;
+mod capture;
 mod common;
 mod config;
+mod directory_policy;
 mod harness;
 mod hostile;
 mod nss;
+mod pam;
+mod pam_harness;
+mod ssh;
 mod tls;

@@ -129,7 +129,7 @@ fn getent_passwd_enumerates_every_directory_user_once_and_files_users() {
         *seen.entry(line.clone()).or_default() += 1;
     }
     let users = fixture::users();
-    assert_eq!(users.len(), 303);
+    assert_eq!(users.len(), 308);
     for user in &users {
         assert_eq!(
             seen.get(&user.passwd_line()),
@@ -141,7 +141,7 @@ fn getent_passwd_enumerates_every_directory_user_once_and_files_users() {
     }
     let names: BTreeSet<&str> = users.iter().map(|u| u.name.as_str()).collect();
     let directory_lines = lines.iter().filter(|l| names.contains(l.split(':').next().unwrap_or(""))).count();
-    assert_eq!(directory_lines, 303);
+    assert_eq!(directory_lines, 308);
 }
 
 #[test]
