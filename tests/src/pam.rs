@@ -228,6 +228,12 @@ impl Pam {
         self.pamtester(caller, user, &["chauthtok"], &[old, new, new], &[])
     }
 
+    /// Runs `script` with `bash -c` in this stack's namespace (the benchmark times with
+    /// `$EPOCHREALTIME`).
+    pub fn bash(&self, script: &str) -> Result<Output> {
+        self.ns.run(&["bash", "-c", script])
+    }
+
     /// Runs `script` with `sh -c` in this stack's namespace (pamtester and the files it leaves,
     /// e.g. a home directory on the tmpfs `/home`, in one run).
     pub fn shell(&self, script: &str) -> Result<Output> {
