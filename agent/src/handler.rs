@@ -68,6 +68,7 @@ fn summarize(request: &Request) -> String {
         Request::CheckAccount { user, .. } => format!("account {user:?}"),
         Request::ChangePassword { user, .. } => format!("password change {user:?}"),
         Request::OpenSession { user, .. } => format!("session {user:?}"),
+        Request::Invalidate(what) => format!("invalidate {what:?}"),
     }
 }
 

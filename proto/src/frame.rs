@@ -136,7 +136,7 @@ pub fn read_body(reader: &mut impl Read, max: usize) -> Result<Zeroizing<Vec<u8>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Group, HomeDirectory, PamContext, Passwd, Request, Response, Secret};
+    use crate::{Group, HomeDirectory, Invalidation, PamContext, Passwd, Request, Response, Secret};
 
     fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(message: T) {
         let frame = encode(&message, MAX_RESPONSE).unwrap();
@@ -185,6 +185,9 @@ mod tests {
                 context: context(),
             },
             Request::OpenSession { user: "alice".into(), context: PamContext::default() },
+            Request::Invalidate(Invalidation::User("alice".into())),
+            Request::Invalidate(Invalidation::Group("staff".into())),
+            Request::Invalidate(Invalidation::All),
         ] {
             round_trip(request);
         }
@@ -217,6 +220,7 @@ mod tests {
                 home: Some(HomeDirectory { path: "/home/a".into(), uid: 1, gid: 2, mode: 0o700 }),
             },
             Response::SessionReady { home: None },
+            Response::Invalidated,
         ] {
             round_trip(response);
         }

@@ -21,7 +21,7 @@ mod sys;
 
 pub use client::{Client, ClientError, Deadlines};
 pub use frame::FrameError;
-pub use message::{Group, HomeDirectory, PamContext, Passwd, Request, Response};
+pub use message::{Group, HomeDirectory, Invalidation, PamContext, Passwd, Request, Response};
 pub use secret::Secret;
 
 /// Where the agent listens unless its configuration says otherwise. The NSS module cannot take

@@ -45,6 +45,19 @@ pub enum Request {
     /// `pam_sm_open_session`: answered by [`Response::SessionReady`], [`Response::NotFound`]
     /// or [`Response::Unavailable`].
     OpenSession { user: String, context: PamContext },
+    /// Marks cached entries stale (they stay for offline use; the next lookup asks the
+    /// directory). Root only: answered by [`Response::Invalidated`] or [`Response::Refused`].
+    Invalidate(Invalidation),
+}
+
+/// Which cached entries [`Request::Invalidate`] marks stale.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Invalidation {
+    /// The user's entry (by name and by uid) and its group list.
+    User(String),
+    /// The group's entry (by name and by gid).
+    Group(String),
+    All,
 }
 
 /// Where a PAM request comes from (the PAM items), for the audit log and access rules.
@@ -102,6 +115,7 @@ pub enum Response {
     SessionReady {
         home: Option<HomeDirectory>,
     },
+    Invalidated,
 }
 
 /// A home directory the PAM module creates at session start, from `/etc/skel`.
@@ -163,6 +177,7 @@ impl Response {
                 Some(home) => format!("session ready, home {}", home.path),
                 None => "session ready".to_owned(),
             },
+            Response::Invalidated => "invalidated".to_owned(),
         }
     }
 }
