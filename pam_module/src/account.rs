@@ -69,41 +69,41 @@ mod tests {
 
     #[test]
     fn an_account_in_good_standing_is_success_and_asks_nothing() {
-        let agent = FakeAgent::start(fake_agent::directory);
+        let agent = fake_agent::start(fake_agent::directory);
         assert_eq!(run(&agent, "alice", &[], Flags::default()), (PAM_SUCCESS, vec![]));
         assert!(matches!(&agent.requests()[..], [Request::CheckAccount { user, .. }] if user == "alice"));
     }
 
     #[test]
     fn a_warning_is_shown_as_text_info_then_success() {
-        let agent = FakeAgent::start(fake_agent::directory);
+        let agent = fake_agent::start(fake_agent::directory);
         let (code, shown) = run(&agent, "warned", &[], Flags::default());
         assert_eq!((code, shown), (PAM_SUCCESS, vec![(Notice::Info, "Your password expires in 3 days.".to_owned())]));
     }
 
     #[test]
     fn an_expired_account_is_acct_expired_with_the_agents_text() {
-        let agent = FakeAgent::start(fake_agent::directory);
+        let agent = fake_agent::start(fake_agent::directory);
         let expected = (PAM_ACCT_EXPIRED, error("Your account expired on 2024-01-01."));
         assert_eq!(run(&agent, "expired", &[], Flags::default()), expected);
     }
 
     #[test]
     fn an_aged_password_is_new_authtok_reqd_with_the_agents_text() {
-        let agent = FakeAgent::start(fake_agent::directory);
+        let agent = fake_agent::start(fake_agent::directory);
         let expected = (PAM_NEW_AUTHTOK_REQD, error("Your password is older than 90 days."));
         assert_eq!(run(&agent, "aged", &[], Flags::default()), expected);
     }
 
     #[test]
     fn a_locked_account_is_perm_denied_with_the_agents_text() {
-        let agent = FakeAgent::start(fake_agent::directory);
+        let agent = fake_agent::start(fake_agent::directory);
         assert_eq!(run(&agent, "locked", &[], Flags::default()), (PAM_PERM_DENIED, error("Your account is locked.")));
     }
 
     #[test]
     fn pam_silent_shows_nothing_but_keeps_the_code() {
-        let agent = FakeAgent::start(fake_agent::directory);
+        let agent = fake_agent::start(fake_agent::directory);
         let silent = Flags { silent: true, ..Flags::default() };
         assert_eq!(run(&agent, "warned", &[], silent), (PAM_SUCCESS, vec![]));
         assert_eq!(run(&agent, "expired", &[], silent), (PAM_ACCT_EXPIRED, vec![]));
@@ -111,20 +111,20 @@ mod tests {
 
     #[test]
     fn a_refusal_without_a_text_shows_a_plain_one() {
-        let agent = FakeAgent::start(|_: &Request| Response::AccountExpired(String::new()));
+        let agent = fake_agent::start(|_: &Request| Response::AccountExpired(String::new()));
         assert_eq!(run(&agent, "alice", &[], Flags::default()), (PAM_ACCT_EXPIRED, error(EXPIRED)));
     }
 
     #[test]
     fn an_unknown_user_is_user_unknown_or_ignored() {
-        let agent = FakeAgent::start(fake_agent::directory);
+        let agent = fake_agent::start(fake_agent::directory);
         assert_eq!(run(&agent, "ghost", &[], Flags::default()).0, PAM_USER_UNKNOWN);
         assert_eq!(run(&agent, "ghost", &["ignore_unknown_user"], Flags::default()).0, PAM_IGNORE);
     }
 
     #[test]
     fn an_unavailable_directory_is_authinfo_unavail_or_ignored() {
-        let agent = FakeAgent::start(fake_agent::directory);
+        let agent = fake_agent::start(fake_agent::directory);
         assert_eq!(run(&agent, "down", &[], Flags::default()).0, PAM_AUTHINFO_UNAVAIL);
         assert_eq!(run(&agent, "down", &["ignore_authinfo_unavail"], Flags::default()).0, PAM_IGNORE);
         let mut pam = FakePam::new("confused");
@@ -134,7 +134,7 @@ mod tests {
 
     #[test]
     fn a_user_below_minimum_uid_is_ignored_without_an_account_check() {
-        let agent = FakeAgent::start(fake_agent::directory);
+        let agent = fake_agent::start(fake_agent::directory);
         assert_eq!(run(&agent, "daemon", &["minimum_uid=1000"], Flags::default()).0, PAM_IGNORE);
         assert_eq!(agent.requests(), [Request::UserByName("daemon".into())]);
     }

@@ -1,50 +1,15 @@
-//! Test support: a stand-in for lanyardd on a Unix socket in a scratch directory, speaking the
-//! real framing, one thread per connection (the pattern of the NSS module's fake agent). Never
-//! touches /run/lanyard. The integration test includes this file too (`#[path]`), so it uses
-//! nothing from the crate.
+//! Test support: the proto crate's fake agent (`lanyard_proto::testing`, a stand-in for lanyardd
+//! on a scratch socket) answering one frame per request, and this crate's sample directory. The
+//! integration test includes this file too (`#[path]`), so it uses nothing from the crate.
 
-use std::io::Write;
-use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use lanyard_proto::testing::user;
+pub use lanyard_proto::testing::{FakeAgent, scratch_dir};
+use lanyard_proto::{Request, Response};
 
-use lanyard_proto::frame::{self, decode, encode, read_body};
-use lanyard_proto::{Passwd, Request, Response};
-
-type Answer = dyn Fn(&Request) -> Response + Send + Sync;
-
-#[derive(Debug)]
-pub struct FakeAgent {
-    dir: PathBuf,
-    socket: PathBuf,
-    requests: Arc<Mutex<Vec<Request>>>,
-}
-
-/// A fresh directory under `$TMPDIR/pam-lanyard-<pid>/`, unique within this test binary's run.
-/// Tests leave theirs behind (homes owned by other uids, sockets); the first call of a run
-/// removes what runs that have exited left.
-pub fn scratch_dir() -> PathBuf {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    static SWEEP: std::sync::Once = std::sync::Once::new();
-    SWEEP.call_once(remove_leftovers);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("pam-lanyard-{}", std::process::id())).join(n.to_string());
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Removes the scratch roots of test runs whose process is gone.
-fn remove_leftovers() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("pam-lanyard-")) else { continue };
-        if pid.parse::<u32>().is_ok() && !Path::new("/proc").join(pid).exists() {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
+/// A fake agent that answers every request with the one response `answer` returns (PAM
+/// requests never stream).
+pub fn start(answer: impl Fn(&Request) -> Response + Send + Sync + 'static) -> FakeAgent {
+    FakeAgent::start(move |request| vec![answer(request)])
 }
 
 /// Whether the tests run as root, asked without `unsafe`: a new file belongs to the
@@ -55,63 +20,6 @@ pub fn running_as_root() -> bool {
     let probe = scratch_dir().join("probe");
     std::fs::write(&probe, b"").unwrap();
     std::fs::metadata(&probe).unwrap().uid() == 0
-}
-
-impl FakeAgent {
-    /// Listens at once; every request gets the response `answer` returns.
-    pub fn start(answer: impl Fn(&Request) -> Response + Send + Sync + 'static) -> FakeAgent {
-        let dir = scratch_dir();
-        let socket = dir.join("agent.sock");
-        let listener = UnixListener::bind(&socket).unwrap();
-        let agent = FakeAgent { dir, socket, requests: Arc::default() };
-        let requests = agent.requests.clone();
-        let answer: Arc<Answer> = Arc::new(answer);
-        // The accept loop outlives the test (it blocks in accept); harmless in a test binary.
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(conn) = conn else { return };
-                let (answer, requests) = (answer.clone(), requests.clone());
-                std::thread::spawn(move || serve(conn, &*answer, &requests));
-            }
-        });
-        agent
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.socket
-    }
-
-    /// Every request received so far, in order.
-    pub fn requests(&self) -> Vec<Request> {
-        self.requests.lock().unwrap().clone()
-    }
-}
-
-impl Drop for FakeAgent {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn serve(mut conn: UnixStream, answer: &Answer, requests: &Mutex<Vec<Request>>) {
-    while let Ok(body) = read_body(&mut conn, frame::MAX_REQUEST) {
-        let request: Request = decode(&body).unwrap();
-        requests.lock().unwrap().push(request.clone());
-        if conn.write_all(&encode(&answer(&request), frame::MAX_RESPONSE).unwrap()).is_err() {
-            return;
-        }
-    }
-}
-
-pub fn user(name: &str, uid: u32) -> Passwd {
-    Passwd {
-        name: name.into(),
-        uid,
-        gid: 100,
-        gecos: format!("{name} gecos"),
-        home: format!("/home/{name}"),
-        shell: "/bin/sh".into(),
-    }
 }
 
 /// A small directory with one of every kind of answer. alice's password is "right"; bob's

@@ -17,9 +17,10 @@
 //! - [`home`]: creating a home directory from a skeleton, for the session phase.
 //! - [`status`]: the crate's error type and one function per phase that decides the PAM code.
 //!
-//! Tests: each phase runs against a scripted fake handle (`fake_pam.rs`) and a fake agent on
-//! a scratch socket (`fake_agent.rs`); `tests/libpam.rs` loads the built cdylib through the
-//! system's libpam (`pam_start_confdir`, a scratch service file naming it by absolute path).
+//! Tests: each phase runs against a scripted fake handle (`fake_pam.rs`) and the proto crate's
+//! fake agent on a scratch socket (`lanyard_proto::testing`, with this crate's sample directory
+//! in `fake_agent.rs`); `tests/libpam.rs` loads the built cdylib through the system's libpam
+//! (`pam_start_confdir`, a scratch service file naming it by absolute path).
 //!
 //! Arguments (module lines in `/etc/pam.d`):
 //! `use_first_pass`, `try_first_pass`, `use_authtok`, `ignore_unknown_user`,

@@ -75,7 +75,7 @@ mod tests {
 
     /// An agent that puts alice's home at `path`.
     fn agent_with_home(path: PathBuf) -> FakeAgent {
-        FakeAgent::start(move |request: &Request| match request {
+        fake_agent::start(move |request: &Request| match request {
             Request::OpenSession { user, .. } if user == "alice" => Response::SessionReady {
                 home: Some(HomeDirectory { path: path.to_str().unwrap().into(), uid: 10001, gid: 100, mode: 0o700 }),
             },
@@ -142,14 +142,14 @@ mod tests {
 
     #[test]
     fn no_home_asked_for_is_a_plain_success() {
-        let agent = FakeAgent::start(|_: &Request| Response::SessionReady { home: None });
+        let agent = fake_agent::start(|_: &Request| Response::SessionReady { home: None });
         let mut pam = FakePam::new("alice");
         assert_eq!(open(&mut pam, &options(&agent, &[]), Flags::default(), &skel()), Ok(None));
     }
 
     #[test]
     fn a_local_user_is_ignored() {
-        let agent = FakeAgent::start(fake_agent::directory);
+        let agent = fake_agent::start(fake_agent::directory);
         let options = options(&agent, &[]);
         let outcome = open(&mut FakePam::new("ghost"), &options, Flags::default(), &skel());
         assert_eq!(status::session(&outcome, &options), PAM_IGNORE);
@@ -157,7 +157,7 @@ mod tests {
 
     #[test]
     fn an_agent_that_is_away_never_fails_the_session_and_is_logged() {
-        let agent = FakeAgent::start(fake_agent::directory);
+        let agent = fake_agent::start(fake_agent::directory);
         captured::take();
         let options = options(&agent, &[]);
         let outcome = open(&mut FakePam::new("down"), &options, Flags::default(), &skel());

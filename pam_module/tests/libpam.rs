@@ -115,7 +115,7 @@ fn authenticate(pamh: *mut pam_handle_t) -> c_int {
 
 #[test]
 fn libpam_loads_the_module_and_the_password_decides() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let auth = stack(&agent, &["auth required"]);
     let (code, conversation) = transaction(&auth, "alice", &["right"], authenticate);
     assert_eq!(code, PAM_SUCCESS);
@@ -126,7 +126,7 @@ fn libpam_loads_the_module_and_the_password_decides() {
 
 #[test]
 fn the_agent_gets_the_items_the_application_set() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let set_items_and_authenticate = |pamh| {
         for (item, value) in [(PAM_RHOST, c"198.51.100.4"), (PAM_TTY, c"pts/3")] {
             // SAFETY: a live handle; libpam copies the string.
@@ -144,7 +144,7 @@ fn the_agent_gets_the_items_the_application_set() {
 
 #[test]
 fn a_module_stacked_with_use_first_pass_gets_the_prompted_password_through_pam_authtok() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let auth =
         stack(&agent, &["auth required"]) + &stack(&agent, &["auth required"]).replace('\n', " use_first_pass\n");
     let (code, conversation) = transaction(&auth, "alice", &["right"], authenticate);
@@ -156,7 +156,7 @@ fn a_module_stacked_with_use_first_pass_gets_the_prompted_password_through_pam_a
 
 #[test]
 fn account_checks_show_the_agents_text_through_the_conversation() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     // SAFETY: a live handle from pam_start_confdir.
     let acct_mgmt = |pamh| unsafe { pam_sys::pam_acct_mgmt(pamh, 0) };
     let account = stack(&agent, &["account required"]);
@@ -168,7 +168,7 @@ fn account_checks_show_the_agents_text_through_the_conversation() {
 
 #[test]
 fn chauthtok_runs_both_passes_and_a_forced_change_asks_for_the_current_password() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let password = stack(&agent, &["password required"]);
     // SAFETY: a live handle from pam_start_confdir.
     let forced = |pamh| unsafe { pam_sys::pam_chauthtok(pamh, PAM_CHANGE_EXPIRED_AUTHTOK) };
@@ -183,7 +183,7 @@ fn chauthtok_runs_both_passes_and_a_forced_change_asks_for_the_current_password(
 fn setcred_and_close_session_succeed_and_open_session_creates_the_home() {
     let home = scratch_dir().join("alice");
     let path = home.to_str().unwrap().to_owned();
-    let agent = FakeAgent::start(move |request: &Request| match request {
+    let agent = fake_agent::start(move |request: &Request| match request {
         Request::OpenSession { .. } => Response::SessionReady {
             home: Some(HomeDirectory { path: path.clone(), uid: 10001, gid: 100, mode: 0o700 }),
         },

@@ -10,6 +10,7 @@
 //! - [`name`]: which strings can be user or group names; everything else is refused before any
 //!   traffic.
 //! - [`client`]: a blocking client with connect, read and write deadlines.
+//! - `testing` (feature `testing`, for the modules' tests only): a fake agent on a scratch socket.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod client;
@@ -18,6 +19,8 @@ pub mod message;
 pub mod name;
 pub mod secret;
 mod sys;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use client::{Client, ClientError, Deadlines};
 pub use frame::FrameError;

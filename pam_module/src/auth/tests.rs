@@ -25,7 +25,7 @@ fn sent_password(agent: &FakeAgent) -> Vec<Vec<u8>> {
 
 #[test]
 fn the_right_password_authenticates_and_the_agent_gets_the_pam_context() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let mut pam = FakePam::new("alice").answering(&["right"]);
     let options = options(&agent, &[]);
     let outcome = authenticate(&mut pam, &options, Flags::default());
@@ -42,7 +42,7 @@ fn the_right_password_authenticates_and_the_agent_gets_the_pam_context() {
 
 #[test]
 fn a_wrong_password_is_auth_err_and_logged_as_a_failure() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let mut pam = FakePam::new("alice").answering(&["wrong"]);
     let options = options(&agent, &[]);
     let outcome = authenticate(&mut pam, &options, Flags::default());
@@ -58,7 +58,7 @@ fn a_wrong_password_is_auth_err_and_logged_as_a_failure() {
 
 #[test]
 fn an_empty_password_is_refused_without_asking_the_agent() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let mut pam = FakePam::new("alice").answering(&[""]);
     let options = options(&agent, &[]);
     let outcome = authenticate(&mut pam, &options, Flags::default());
@@ -68,7 +68,7 @@ fn an_empty_password_is_refused_without_asking_the_agent() {
 
 #[test]
 fn use_first_pass_without_a_stored_password_fails() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let mut pam = FakePam::new("alice").answering(&["right"]);
     let options = options(&agent, &["use_first_pass"]);
     let outcome = authenticate(&mut pam, &options, Flags::default());
@@ -79,7 +79,7 @@ fn use_first_pass_without_a_stored_password_fails() {
 
 #[test]
 fn use_first_pass_takes_the_stored_password_without_asking() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let mut pam = FakePam::new("alice").with_token(Token::New, "right");
     let outcome = authenticate(&mut pam, &options(&agent, &["use_first_pass"]), Flags::default());
     assert_eq!(outcome, Ok(Authenticated { offline: false }));
@@ -89,7 +89,7 @@ fn use_first_pass_takes_the_stored_password_without_asking() {
 
 #[test]
 fn try_first_pass_asks_only_when_no_password_is_stored() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let mut stored = FakePam::new("alice").with_token(Token::New, "right");
     assert!(authenticate(&mut stored, &options(&agent, &["try_first_pass"]), Flags::default()).is_ok());
     assert!(stored.prompts.is_empty());
@@ -101,7 +101,7 @@ fn try_first_pass_asks_only_when_no_password_is_stored() {
 
 #[test]
 fn without_first_pass_arguments_a_stored_password_is_not_used() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let mut pam = FakePam::new("alice").with_token(Token::New, "wrong").answering(&["right"]);
     assert!(authenticate(&mut pam, &options(&agent, &[]), Flags::default()).is_ok());
     assert_eq!(sent_password(&agent), [b"right"]);
@@ -109,7 +109,7 @@ fn without_first_pass_arguments_a_stored_password_is_not_used() {
 
 #[test]
 fn a_prompted_password_is_stored_as_authtok_for_the_modules_after_this_one() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let mut pam = FakePam::new("alice").answering(&["wrong"]);
     let _ = authenticate(&mut pam, &options(&agent, &[]), Flags::default());
     assert_eq!(pam.token_text(Token::New).as_deref(), Some("wrong"));
@@ -117,7 +117,7 @@ fn a_prompted_password_is_stored_as_authtok_for_the_modules_after_this_one() {
 
 #[test]
 fn a_name_that_cannot_be_a_login_name_is_unknown_without_asking_anything() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     for name in [&b""[..], b"*", b"al ice", b"hunter2 \x01", b"\xff"] {
         let mut pam = FakePam::new("alice").answering(&["right"]);
         pam.user = Ok(name.to_vec());
@@ -134,7 +134,7 @@ fn a_name_that_cannot_be_a_login_name_is_unknown_without_asking_anything() {
 
 #[test]
 fn a_user_the_directory_does_not_know_is_user_unknown_or_ignored() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let mut pam = FakePam::new("ghost").answering(&["whatever"]);
     let outcome = authenticate(&mut pam, &options(&agent, &[]), Flags::default());
     assert_eq!(outcome, Err(Error::UnknownUser));
@@ -144,7 +144,7 @@ fn a_user_the_directory_does_not_know_is_user_unknown_or_ignored() {
 
 #[test]
 fn a_user_below_minimum_uid_is_ignored_before_any_prompt() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let mut pam = FakePam::new("daemon").answering(&["right"]);
     let options = options(&agent, &["minimum_uid=1000"]);
     let outcome = authenticate(&mut pam, &options, Flags::default());
@@ -155,7 +155,7 @@ fn a_user_below_minimum_uid_is_ignored_before_any_prompt() {
 
 #[test]
 fn a_user_at_or_above_minimum_uid_is_authenticated() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let mut pam = FakePam::new("alice").answering(&["right"]);
     assert!(authenticate(&mut pam, &options(&agent, &["minimum_uid=10001"]), Flags::default()).is_ok());
 }
@@ -176,7 +176,7 @@ fn an_agent_that_is_not_running_is_authinfo_unavail_at_once() {
 
 #[test]
 fn an_agent_that_cannot_reach_the_directory_is_unavailable_not_unknown() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let mut pam = FakePam::new("down").answering(&["right"]);
     let outcome = authenticate(&mut pam, &options(&agent, &[]), Flags::default());
     assert_eq!(outcome, Err(Error::Unavailable(Unavailable::AgentUnavailable)));
@@ -184,7 +184,7 @@ fn an_agent_that_cannot_reach_the_directory_is_unavailable_not_unknown() {
 
 #[test]
 fn a_refusal_and_an_answer_of_the_wrong_kind_stay_apart() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let mut pam = FakePam::new("secret").answering(&["right"]);
     assert_eq!(authenticate(&mut pam, &options(&agent, &[]), Flags::default()), Err(Error::Refused));
     let mut pam = FakePam::new("confused").answering(&["right"]);
@@ -196,7 +196,7 @@ fn a_refusal_and_an_answer_of_the_wrong_kind_stay_apart() {
 
 #[test]
 fn too_many_attempts_is_maxtries_and_tells_the_user_unless_silent() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let mut pam = FakePam::new("mallory").answering(&["guess"]);
     let options = options(&agent, &[]);
     let outcome = authenticate(&mut pam, &options, Flags::default());
@@ -211,14 +211,14 @@ fn too_many_attempts_is_maxtries_and_tells_the_user_unless_silent() {
 
 #[test]
 fn an_offline_check_is_a_success() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let mut pam = FakePam::new("carol").answering(&["right"]);
     assert_eq!(authenticate(&mut pam, &options(&agent, &[]), Flags::default()), Ok(Authenticated { offline: true }));
 }
 
 #[test]
 fn a_failed_conversation_passes_its_code_on_and_sends_nothing() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let mut pam = FakePam::new("alice"); // no answers: the conversation fails
     let options = options(&agent, &[]);
     let outcome = authenticate(&mut pam, &options, Flags::default());
@@ -228,7 +228,7 @@ fn a_failed_conversation_passes_its_code_on_and_sends_nothing() {
 
 #[test]
 fn routine_successes_are_logged_only_with_debug() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     captured::take();
     let mut pam = FakePam::new("alice").answering(&["right"]);
     authenticate(&mut pam, &options(&agent, &[]), Flags::default()).unwrap();
@@ -244,7 +244,7 @@ fn routine_successes_are_logged_only_with_debug() {
 
 #[test]
 fn unknown_arguments_are_logged_as_errors_and_ignored() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     captured::take();
     let mut pam = FakePam::new("alice").answering(&["right"]);
     assert!(authenticate(&mut pam, &options(&agent, &["nullok"]), Flags::default()).is_ok());
@@ -256,7 +256,7 @@ fn unknown_arguments_are_logged_as_errors_and_ignored() {
 
 #[test]
 fn no_log_line_ever_contains_a_password() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     captured::take();
     for (user, password) in
         [("alice", "right"), ("alice", "S3cr3t-wrong"), ("mallory", "S3cr3t-guess"), ("down", "S3cr3t-down")]

@@ -41,7 +41,7 @@ fn changes(agent: &FakeAgent) -> Vec<(Option<Secret>, Secret)> {
 
 #[test]
 fn the_first_pass_for_a_directory_user_is_success_and_asks_nothing() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let mut pam = FakePam::new("alice").called_by(ALICE);
     assert_eq!(change(&mut pam, &options(&agent, &[]), prelim()), Ok(()));
     assert!(pam.prompts.is_empty());
@@ -50,7 +50,7 @@ fn the_first_pass_for_a_directory_user_is_success_and_asks_nothing() {
 
 #[test]
 fn the_first_pass_for_a_user_the_directory_does_not_know_is_user_unknown_or_ignored() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let outcome = change(&mut FakePam::new("ghost"), &options(&agent, &[]), prelim());
     assert_eq!(status::password(&outcome, &options(&agent, &[])), PAM_USER_UNKNOWN);
     assert_eq!(status::password(&outcome, &options(&agent, &["ignore_unknown_user"])), PAM_IGNORE);
@@ -58,7 +58,7 @@ fn the_first_pass_for_a_user_the_directory_does_not_know_is_user_unknown_or_igno
 
 #[test]
 fn the_first_pass_without_an_answer_is_authinfo_unavail_or_ignored() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let outcome = change(&mut FakePam::new("down"), &options(&agent, &[]), prelim());
     assert_eq!(status::password(&outcome, &options(&agent, &[])), PAM_AUTHINFO_UNAVAIL);
     assert_eq!(status::password(&outcome, &options(&agent, &["ignore_authinfo_unavail"])), PAM_IGNORE);
@@ -66,7 +66,7 @@ fn the_first_pass_without_an_answer_is_authinfo_unavail_or_ignored() {
 
 #[test]
 fn the_first_pass_for_a_user_below_minimum_uid_is_ignored() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let options = options(&agent, &["minimum_uid=1000"]);
     let outcome = change(&mut FakePam::new("daemon"), &options, prelim());
     assert_eq!(status::password(&outcome, &options), PAM_IGNORE);
@@ -74,7 +74,7 @@ fn the_first_pass_for_a_user_below_minimum_uid_is_ignored() {
 
 #[test]
 fn a_user_changes_her_own_password_by_giving_the_current_one_and_the_new_one_twice() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let mut pam = FakePam::new("alice").called_by(ALICE).answering(&["right", "n3w-Pass", "n3w-Pass"]);
     let options = options(&agent, &[]);
     let outcome = change(&mut pam, &options, update());
@@ -88,7 +88,7 @@ fn a_user_changes_her_own_password_by_giving_the_current_one_and_the_new_one_twi
 
 #[test]
 fn a_current_password_from_an_earlier_module_is_used_without_asking() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let mut pam =
         FakePam::new("alice").called_by(ALICE).with_token(Token::Old, "right").answering(&["n3w-Pass", "n3w-Pass"]);
     assert_eq!(change(&mut pam, &options(&agent, &[]), update()), Ok(()));
@@ -97,7 +97,7 @@ fn a_current_password_from_an_earlier_module_is_used_without_asking() {
 
 #[test]
 fn a_wrong_current_password_is_auth_err_as_pam_unix_answers() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let mut pam = FakePam::new("alice").called_by(ALICE).answering(&["wrong", "n3w-Pass", "n3w-Pass"]);
     let options = options(&agent, &[]);
     let outcome = change(&mut pam, &options, update());
@@ -107,7 +107,7 @@ fn a_wrong_current_password_is_auth_err_as_pam_unix_answers() {
 
 #[test]
 fn an_empty_current_password_is_refused_without_asking_the_agent() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let mut pam = FakePam::new("alice").called_by(ALICE).answering(&["", "n3w-Pass", "n3w-Pass"]);
     assert_eq!(change(&mut pam, &options(&agent, &[]), update()), Err(Error::WrongPassword));
     assert_eq!(pam.prompts, [OLD_PROMPT], "no new password is asked for");
@@ -116,7 +116,7 @@ fn an_empty_current_password_is_refused_without_asking_the_agent() {
 
 #[test]
 fn retyped_password_mismatch_is_authtok_err() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let mut pam = FakePam::new("alice").called_by(ALICE).answering(&["right", "n3w-Pass", "n3w-Typo"]);
     let options = options(&agent, &[]);
     let outcome = change(&mut pam, &options, update());
@@ -129,7 +129,7 @@ fn retyped_password_mismatch_is_authtok_err() {
 
 #[test]
 fn an_empty_new_password_is_authtok_err_without_asking_the_agent() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let mut pam = FakePam::new("alice").called_by(ALICE).answering(&["right", "", ""]);
     let options = options(&agent, &[]);
     let outcome = change(&mut pam, &options, update());
@@ -140,7 +140,7 @@ fn an_empty_new_password_is_authtok_err_without_asking_the_agent() {
 
 #[test]
 fn use_authtok_takes_the_new_password_an_earlier_module_set() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let mut pam = FakePam::new("alice").called_by(ALICE).with_token(Token::New, "n3w-Pass").answering(&["right"]);
     assert_eq!(change(&mut pam, &options(&agent, &["use_authtok"]), update()), Ok(()));
     assert_eq!(pam.prompts, [OLD_PROMPT]);
@@ -149,7 +149,7 @@ fn use_authtok_takes_the_new_password_an_earlier_module_set() {
 
 #[test]
 fn use_authtok_without_a_stored_new_password_is_authtok_err() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let mut pam = FakePam::new("alice").called_by(ALICE).answering(&["right", "n3w-Pass", "n3w-Pass"]);
     let options = options(&agent, &["use_authtok"]);
     let outcome = change(&mut pam, &options, update());
@@ -160,7 +160,7 @@ fn use_authtok_without_a_stored_new_password_is_authtok_err() {
 
 #[test]
 fn a_password_the_directory_rejects_shows_its_reason_and_is_authtok_err() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let mut pam = FakePam::new("alice").called_by(ALICE).answering(&["right", "weak", "weak"]);
     let options = options(&agent, &[]);
     let outcome = change(&mut pam, &options, update());
@@ -170,7 +170,7 @@ fn a_password_the_directory_rejects_shows_its_reason_and_is_authtok_err() {
 
 #[test]
 fn root_resetting_another_users_password_sends_no_current_password() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let mut pam = FakePam::new("bob").called_by(0).answering(&["n3w-Pass", "n3w-Pass"]);
     assert_eq!(change(&mut pam, &options(&agent, &[]), update()), Ok(()));
     assert_eq!(pam.prompts, [NEW_PROMPT, RETYPE_PROMPT]);
@@ -180,7 +180,7 @@ fn root_resetting_another_users_password_sends_no_current_password() {
 
 #[test]
 fn root_resetting_a_password_the_agent_does_not_allow_is_perm_denied() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let mut pam = FakePam::new("alice").called_by(0).answering(&["n3w-Pass", "n3w-Pass"]);
     let options = options(&agent, &[]);
     let outcome = change(&mut pam, &options, update());
@@ -189,7 +189,7 @@ fn root_resetting_a_password_the_agent_does_not_allow_is_perm_denied() {
 
 #[test]
 fn a_change_forced_at_login_asks_for_the_current_password_although_sshd_runs_as_root() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let mut pam = FakePam::new("alice").called_by(0).answering(&["right", "n3w-Pass", "n3w-Pass"]);
     let forced = Flags { change_expired_authtok: true, ..update() };
     assert_eq!(change(&mut pam, &options(&agent, &[]), forced), Ok(()));
@@ -199,7 +199,7 @@ fn a_change_forced_at_login_asks_for_the_current_password_although_sshd_runs_as_
 
 #[test]
 fn the_second_pass_for_a_user_below_minimum_uid_is_ignored_before_any_prompt() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let mut pam = FakePam::new("daemon").called_by(1).answering(&["right"]);
     let options = options(&agent, &["minimum_uid=1000"]);
     let outcome = change(&mut pam, &options, update());
@@ -209,7 +209,7 @@ fn the_second_pass_for_a_user_below_minimum_uid_is_ignored_before_any_prompt() {
 
 #[test]
 fn a_call_with_neither_pass_flag_is_a_service_error() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     let options = options(&agent, &[]);
     let outcome = change(&mut FakePam::new("alice"), &options, Flags::default());
     assert_eq!(status::password(&outcome, &options), PAM_SERVICE_ERR);
@@ -218,7 +218,7 @@ fn a_call_with_neither_pass_flag_is_a_service_error() {
 
 #[test]
 fn no_log_line_ever_contains_a_password() {
-    let agent = FakeAgent::start(fake_agent::directory);
+    let agent = fake_agent::start(fake_agent::directory);
     captured::take();
     for answers in
         [["right", "S3cr3t-1", "S3cr3t-1"], ["S3cr3t-old", "S3cr3t-2", "S3cr3t-2"], ["right", "weak", "weak"]]
