@@ -88,6 +88,7 @@ pub struct RawOffline {
     pub max_age: Option<String>,
     pub max_failures: Option<u32>,
     pub lockout: Option<String>,
+    pub probe_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

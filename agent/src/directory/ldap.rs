@@ -1,22 +1,28 @@
 //! [`LdapDirectory`]: the [`Directory`] trait over LDAP searches.
 //!
-//! Every operation runs under `directory.timeout`. A connection that fails or stalls is
-//! discarded and the operation tried once more on another pooled connection (reconnecting,
-//! servers in their configured order, if that slot is empty), so one dead connection costs a
-//! retry, not an outage.
+//! Every operation, connecting and one retry included, runs under one `directory.timeout`. A
+//! connection that fails or stalls is discarded and the operation tried once more on another
+//! pooled connection (reconnecting if that slot is empty), so one dead connection costs a
+//! retry, not an outage, and a hung directory costs a request the timeout, never more.
 
 use std::collections::HashSet;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use lanyard_proto::{Group, Passwd, Secret};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Ldap, LdapError, Scope, SearchEntry};
+use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use super::pool::{Identity, Pool, ldap3_result_text};
+use super::servers::ServerOrder;
 use super::{AccountState, Directory, DirectoryError, PasswordChange, PasswordCheck, filter, mapping, tls};
 use crate::config::{DirectoryConfig, GroupMap, UserMap};
+
+/// Below this much budget left, a retry is not worth starting.
+const MIN_ATTEMPT: Duration = Duration::from_millis(50);
 
 pub struct LdapDirectory {
     /// Searches, bound as the service account.
@@ -32,9 +38,10 @@ pub struct LdapDirectory {
 impl LdapDirectory {
     pub fn new(config: &DirectoryConfig) -> Result<LdapDirectory, String> {
         let tls = tls::client_config(&config.trust)?;
+        let order = Arc::new(ServerOrder::new(config.servers.len()));
         Ok(LdapDirectory {
-            pool: Pool::new(config, tls.clone(), Identity::ServiceAccount),
-            binder: Pool::new(config, tls, Identity::BindsPerUse),
+            pool: Pool::new(config, tls.clone(), order.clone(), Identity::ServiceAccount),
+            binder: Pool::new(config, tls, order, Identity::BindsPerUse),
             users: config.users.clone(),
             groups: config.groups.clone(),
             timeout: config.timeout,
@@ -55,28 +62,41 @@ impl LdapDirectory {
         F: Fn(Ldap) -> Fut,
         Fut: Future<Output = Result<T, LdapError>>,
     {
+        // One budget for the whole operation, connecting and the retry included: a hung
+        // directory costs a request `directory.timeout`, never a multiple of it.
+        let deadline = Instant::now() + self.timeout;
         let mut last = DirectoryError::Timeout;
         for _attempt in 0..2 {
-            // Dropped without `keep` (an error, a timeout, or this future cancelled), the lease
-            // discards its connection.
-            let lease = self.pool.lease().await?;
-            match tokio::time::timeout(self.timeout, op(lease.ldap.clone())).await {
-                Ok(Ok(value)) => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left < MIN_ATTEMPT {
+                break;
+            }
+            // A lease dropped without `keep` (an error, the budget running out, or this future
+            // being cancelled) discards its connection.
+            let attempt = async {
+                let lease = self.pool.lease().await?;
+                let result = op(lease.ldap.clone()).await;
+                Ok::<_, DirectoryError>((lease, result))
+            };
+            match tokio::time::timeout(left, attempt).await {
+                // No server could be connected to: connecting again now would not help.
+                Ok(Err(unreachable)) => return Err(unreachable),
+                Ok(Ok((lease, Ok(value)))) => {
                     lease.keep();
                     return Ok(value);
                 }
-                Ok(Err(LdapError::LdapResult { result })) => {
+                Ok(Ok((lease, Err(LdapError::LdapResult { result })))) => {
                     let why = format!("{}: {what}: {}", lease.server, ldap3_result_text(result.rc, &result.text));
                     lease.keep();
                     warn!("{why}");
                     return Err(DirectoryError::Server(why));
                 }
-                Ok(Err(e)) => {
+                Ok(Ok((lease, Err(e)))) => {
                     warn!(server = %lease.server, "{what} failed, retrying on another connection: {e}");
                     last = DirectoryError::Unreachable(format!("{}: {e}", lease.server));
                 }
                 Err(_) => {
-                    warn!(server = %lease.server, "{what} took longer than {:?}; retrying on another connection", self.timeout);
+                    warn!("{what}: no answer within {:?} (directory.timeout)", self.timeout);
                     last = DirectoryError::Timeout;
                 }
             }
@@ -215,6 +235,15 @@ impl Directory for LdapDirectory {
         let entries =
             self.search(&self.users.base, &self.users.filter, &mapping::user_attributes(&self.users), true).await?;
         Ok(map_all(entries, |e| mapping::user(&e.attrs, &self.users, None), |p| &p.name, "user"))
+    }
+
+    async fn probe(&self) -> Result<(), DirectoryError> {
+        let base = self.users.base.as_str();
+        self.with_retry("probe", |mut ldap| async move {
+            // The cheapest question with a real answer: does the base entry exist?
+            ldap.search(base, Scope::Base, "(objectClass=*)", vec!["1.1"]).await?.success().map(drop)
+        })
+        .await
     }
 
     async fn check_password(&self, user: &str, password: &Secret) -> Result<PasswordCheck, DirectoryError> {

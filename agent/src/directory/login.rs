@@ -43,19 +43,25 @@ impl LdapDirectory {
     where
         Fut: Future<Output = Result<T, LdapError>>,
     {
-        // Dropped without `keep`, the lease discards its connection.
-        let lease = self.binder.lease_exclusive().await?;
-        match tokio::time::timeout(self.timeout, op(lease.ldap.clone())).await {
-            Ok(Ok(value)) => {
+        // Connecting and the operation share one budget. Dropped without `keep`, the lease
+        // discards its connection.
+        let attempt = async {
+            let lease = self.binder.lease_exclusive().await?;
+            let result = op(lease.ldap.clone()).await;
+            Ok::<_, DirectoryError>((lease, result))
+        };
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(Err(unreachable)) => Err(unreachable),
+            Ok(Ok((lease, Ok(value)))) => {
                 lease.keep();
                 Ok(value)
             }
-            Ok(Err(e)) => {
+            Ok(Ok((lease, Err(e)))) => {
                 warn!(server = %lease.server, "{what} failed: {e}");
                 Err(DirectoryError::Unreachable(format!("{}: {what}: {e}", lease.server)))
             }
             Err(_) => {
-                warn!(server = %lease.server, "{what} took longer than {:?}", self.timeout);
+                warn!("{what}: no answer within {:?} (directory.timeout)", self.timeout);
                 Err(DirectoryError::Timeout)
             }
         }

@@ -3,6 +3,7 @@
 //! - [`ldap`]: [`LdapDirectory`], searches through the pool with deadlines and one retry.
 //! - `login`: binds as end users, account state, password changes (RFC 3062).
 //! - [`pool`]: persistent connections bound as the service account, servers tried in order.
+//! - `servers`: which server to try first (one that just failed waits behind the others).
 //! - [`tls`]: the rustls configuration (ring, the configured CA or the system's roots).
 //! - [`filter`]: filters built from escaped values.
 //! - [`mapping`]: LDAP entries to `passwd` and `group` records.
@@ -12,6 +13,7 @@ pub mod ldap;
 mod login;
 pub mod mapping;
 pub mod pool;
+mod servers;
 pub mod tls;
 
 use std::future::Future;
@@ -28,7 +30,7 @@ pub enum DirectoryError {
     Unreachable(String),
     /// A server answered with an error result (a missing base DN, a size limit, ...).
     Server(String),
-    /// The operation did not finish within `directory.timeout`, twice.
+    /// The operation did not finish within `directory.timeout`.
     Timeout,
 }
 
@@ -45,6 +47,12 @@ impl std::fmt::Display for DirectoryError {
 impl std::error::Error for DirectoryError {}
 
 impl DirectoryError {
+    /// Whether this means the directory could not be reached (go offline), rather than that
+    /// a server answered with an error.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, DirectoryError::Unreachable(_) | DirectoryError::Timeout)
+    }
+
     /// What a client on the socket is told: the kind of failure, without server names, DNs or
     /// the directory's own messages, which go to the agent's log.
     pub fn public_reason(&self) -> &'static str {
@@ -68,6 +76,8 @@ pub trait Directory: Send + Sync + 'static {
     fn groups_of_user(&self, user: &str) -> impl Future<Output = Result<Vec<u32>, DirectoryError>> + Send;
     fn all_users(&self) -> impl Future<Output = Result<Vec<Passwd>, DirectoryError>> + Send;
     fn all_groups(&self) -> impl Future<Output = Result<Vec<Group>, DirectoryError>> + Send;
+    /// A cheap operation that succeeds only when a server answers (the offline prober).
+    fn probe(&self) -> impl Future<Output = Result<(), DirectoryError>> + Send;
     /// Binds as the user with `password` (never empty: the service refuses that first).
     fn check_password(
         &self,

@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 use zeroize::Zeroizing;
 
 use super::DirectoryError;
+use super::servers::ServerOrder;
 use crate::config::{DirectoryConfig, Server, ServiceAccount, Transport};
 
 /// A live connection lent out by the pool. Unless [`Lease::keep`] is called, dropping it
@@ -100,6 +101,7 @@ impl Drop for ExclusiveLease<'_> {
 
 pub struct Pool {
     servers: Vec<Server>,
+    order: Arc<ServerOrder>,
     tls: Arc<ClientConfig>,
     account: Option<(String, Zeroizing<String>)>,
     timeout: Duration,
@@ -109,7 +111,7 @@ pub struct Pool {
 }
 
 impl Pool {
-    pub fn new(config: &DirectoryConfig, tls: Arc<ClientConfig>, identity: Identity) -> Pool {
+    pub fn new(config: &DirectoryConfig, tls: Arc<ClientConfig>, order: Arc<ServerOrder>, identity: Identity) -> Pool {
         let account = match identity {
             Identity::BindsPerUse => None,
             Identity::ServiceAccount => config.service_account.as_ref().map(|ServiceAccount { dn, password }| {
@@ -119,6 +121,7 @@ impl Pool {
         };
         Pool {
             servers: config.servers.clone(),
+            order,
             tls,
             account,
             timeout: config.timeout,
@@ -179,17 +182,21 @@ impl Pool {
     /// Connects to the first server that accepts us, logging why each one before it did not.
     async fn connect_any(&self) -> Result<(Ldap, Arc<str>), DirectoryError> {
         let mut failures = Vec::new();
-        for server in &self.servers {
+        for index in self.order.order() {
+            let server = &self.servers[index];
             match tokio::time::timeout(self.timeout, self.connect(server)).await {
                 Ok(Ok(ldap)) => {
+                    self.order.worked(index);
                     info!(server = %server.uri, "connected to the directory");
                     return Ok((ldap, server.uri.as_str().into()));
                 }
                 Ok(Err(why)) => {
+                    self.order.failed(index);
                     warn!(server = %server.uri, "cannot use this directory server: {why}");
                     failures.push(format!("{}: {why}", server.uri));
                 }
                 Err(_) => {
+                    self.order.failed(index);
                     let why = format!("no answer within {:?} (directory.timeout)", self.timeout);
                     warn!(server = %server.uri, "cannot use this directory server: {why}");
                     failures.push(format!("{}: {why}", server.uri));
