@@ -3,8 +3,9 @@
 # Non-interactive, and without letting the slapd or openssh-server packages start the system's
 # own slapd or sshd: the tests and the demo run their own, on 127.0.0.1, in private namespaces.
 set -euo pipefail
+# libfaketime: the offline tests run the agent with its wall clock moved ahead (verifier ages).
 packages=(slapd ldap-utils libpam0g-dev libclang-dev pamtester util-linux ca-certificates
-  openssh-server openssh-client sshpass)
+  openssh-server openssh-client sshpass libfaketime)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

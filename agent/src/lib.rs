@@ -11,9 +11,11 @@ pub mod directory;
 mod duration;
 pub mod handler;
 pub mod listener;
+pub mod offline;
 pub mod policy;
 mod ratelimit;
 pub mod service;
+pub mod state;
 
 use std::future::Future;
 use std::sync::Arc;

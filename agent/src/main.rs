@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use lanyard_agent::cache::{Store, StoreWriter};
 use lanyard_agent::config::{self, Config, Transport};
 use lanyard_agent::directory::LdapDirectory;
-use lanyard_agent::service::Service;
+use lanyard_agent::service::{Persist, Service};
+use lanyard_agent::state::Health;
 use tokio::net::UnixListener;
 use tracing::{error, info, warn};
 
@@ -55,19 +57,45 @@ fn main() -> std::process::ExitCode {
 async fn serve(config: Config) -> anyhow::Result<()> {
     announce_risks(&config);
     let directory = LdapDirectory::new(&config.directory).map_err(anyhow::Error::msg)?;
-    let service = Arc::new(Service::new(directory, config.cache, config.pam.clone()));
+    let (persist, writer_task) = match Store::open(&config.cache_dir) {
+        Ok(store) => {
+            let store = Arc::new(store);
+            info!(cache = %store.path().display(), "disk cache open");
+            let (writer, task) = StoreWriter::spawn(store.clone());
+            (Some(Persist { store, writer }), Some(task))
+        }
+        Err(e) => {
+            error!("no disk cache (no offline answers or logins, nothing kept across restarts): {e}");
+            (None, None)
+        }
+    };
+    let writer = persist.as_ref().map(|p| p.writer.clone());
+    let health = Arc::new(Health::new(config.offline.probe_interval));
+    let service = Arc::new(Service::new(directory, &config, health.clone(), persist));
     let listener = bind(&config.socket)?;
     info!(socket = %config.socket.display(), servers = config.directory.servers.len(), "listening");
 
-    let warm = service.clone();
+    tokio::spawn(service.clone().refresher());
+    let background = service.clone();
     tokio::spawn(async move {
-        // The pool logs each server's failure; this only says that none worked.
-        if let Err(e) = warm.directory().warm_up().await {
-            warn!("directory not reachable at start-up (lookups will retry): {e}");
+        // Connect now, so a broken setup is in the log at once and a directory that is away
+        // at start-up puts the agent offline before the first lookup waits on it.
+        let warm_up = background.directory().warm_up().await;
+        if let Err(e) = &warm_up {
+            warn!("directory not reachable at start-up: {e}");
         }
+        background.health().observe(&warm_up);
+        background.health().probe_forever(background.directory()).await;
     });
     lanyard_agent::run(service, listener, shutdown_signal()).await;
     let _ = std::fs::remove_file(&config.socket);
+    if let (Some(writer), Some(task)) = (writer, writer_task) {
+        // What was fetched last must be on disk for the next start (perhaps offline).
+        if !writer.shutdown().await {
+            warn!("some cache writes were lost at shutdown");
+        }
+        let _ = task.await;
+    }
     info!("stopped");
     Ok(())
 }

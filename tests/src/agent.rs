@@ -1,7 +1,11 @@
 //! `lanyardd` started with a `lanyard.toml` written for the test, its socket in a scratch
 //! directory that [`crate::Namespace`] mounts over `/run/lanyard`.
+//!
+//! For the offline tests an [`Agent`] can be restarted with the same config, socket and
+//! `cache_dir` ([`Agent::restart`]), killed with SIGKILL mid-work ([`Agent::kill`]), and
+//! started under a umask or a shifted wall clock ([`Launch`], [`shifted_clock`]).
 
-use std::fs;
+use std::fs::{self, OpenOptions};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -36,6 +40,8 @@ pub struct AgentConfig {
     pub negative_ttl: String,
     /// Raw lines appended to `[directory]` (for unknown-key tests).
     pub extra_directory_lines: Vec<String>,
+    /// The `[offline]` section; absent when `None`.
+    pub offline: Option<OfflineConfig>,
     /// The `[pam]` section; absent when `None`.
     pub pam: Option<PamConfig>,
     /// When set, written instead of everything above; `@SOCKET@` and `@CACHE_DIR@` are
@@ -61,6 +67,7 @@ impl AgentConfig {
             ttl: "5m".into(),
             negative_ttl: "30s".into(),
             extra_directory_lines: Vec::new(),
+            offline: None,
             pam: None,
             raw: None,
         }
@@ -94,6 +101,23 @@ impl AgentConfig {
 
     pub fn ttl(mut self, ttl: &str) -> Self {
         self.ttl = ttl.into();
+        self
+    }
+
+    pub fn negative_ttl(mut self, negative_ttl: &str) -> Self {
+        self.negative_ttl = negative_ttl.into();
+        self
+    }
+
+    /// `[directory] timeout`: the budget for one directory operation.
+    pub fn timeout(mut self, timeout: &str) -> Self {
+        self.timeout = timeout.into();
+        self
+    }
+
+    /// Writes an `[offline]` section.
+    pub fn offline(mut self, offline: OfflineConfig) -> Self {
+        self.offline = Some(offline);
         self
     }
 
@@ -132,8 +156,60 @@ impl AgentConfig {
         }
         t +=
             &format!("\n[cache]\nttl = \"{}\"\nnegative_ttl = \"{}\"\n", escape(&self.ttl), escape(&self.negative_ttl));
+        if let Some(offline) = &self.offline {
+            t += &offline.render();
+        }
         if let Some(pam) = &self.pam {
             t += &pam.render();
+        }
+        t
+    }
+}
+
+/// The agent's `[offline]` section. Keys left `None` are not written (the agent's defaults
+/// apply: 14d, 5, 5m, 5s).
+#[derive(Debug, Clone, Default)]
+pub struct OfflineConfig {
+    /// How long after the last online login an offline login is still accepted.
+    pub max_age: Option<String>,
+    /// Wrong offline passwords before offline logins are refused for `lockout`.
+    pub max_failures: Option<u32>,
+    pub lockout: Option<String>,
+    /// While offline, the longest wait between two attempts to reach the directory.
+    pub probe_interval: Option<String>,
+}
+
+impl OfflineConfig {
+    pub fn max_age(mut self, max_age: &str) -> Self {
+        self.max_age = Some(max_age.into());
+        self
+    }
+
+    /// `max_failures = COUNT` with `lockout = LOCKOUT`.
+    pub fn lockout_after(mut self, count: u32, lockout: &str) -> Self {
+        self.max_failures = Some(count);
+        self.lockout = Some(lockout.into());
+        self
+    }
+
+    pub fn probe_interval(mut self, interval: &str) -> Self {
+        self.probe_interval = Some(interval.into());
+        self
+    }
+
+    fn render(&self) -> String {
+        let mut t = String::from("\n[offline]\n");
+        if let Some(max_age) = &self.max_age {
+            t += &format!("max_age = \"{}\"\n", escape(max_age));
+        }
+        if let Some(count) = self.max_failures {
+            t += &format!("max_failures = {count}\n");
+        }
+        if let Some(lockout) = &self.lockout {
+            t += &format!("lockout = \"{}\"\n", escape(lockout));
+        }
+        if let Some(interval) = &self.probe_interval {
+            t += &format!("probe_interval = \"{}\"\n", escape(interval));
         }
         t
     }
@@ -232,17 +308,73 @@ fn toml_str(p: &Path) -> String {
     escape(&p.to_string_lossy())
 }
 
+/// The name of the agent's cache file inside `cache_dir`.
+pub const CACHE_FILE: &str = "cache.redb";
+
+/// How the harness starts `lanyardd` beyond its config file; applies to one start or restart.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// Extra environment variables (e.g. [`shifted_clock`]).
+    pub env: Vec<(String, String)>,
+    /// The umask the agent starts with (set by `sh -c 'umask M && exec lanyardd ...'`, which
+    /// keeps the PID); the harness's own when `None`.
+    pub umask: Option<u32>,
+}
+
+impl Launch {
+    pub fn env(mut self, vars: Vec<(String, String)>) -> Self {
+        self.env.extend(vars);
+        self
+    }
+
+    pub fn umask(mut self, umask: u32) -> Self {
+        self.umask = Some(umask);
+        self
+    }
+}
+
+/// The environment that runs a program under libfaketime (Debian's `libfaketime`) with its
+/// wall clock moved by `offset` (`"+15d"`, `"-2h"`): `CLOCK_REALTIME`, which persisted times
+/// (verifier ages, lockouts) use, moves; monotonic clocks (timers, in-memory TTLs) do not.
+pub fn shifted_clock(offset: &str) -> Result<Vec<(String, String)>> {
+    let library = libfaketime()?;
+    Ok(vec![
+        ("LD_PRELOAD".into(), library.to_string_lossy().into_owned()),
+        ("FAKETIME".into(), offset.into()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+    ])
+}
+
+/// `/usr/lib/<multiarch>/faketime/libfaketime.so.1`.
+fn libfaketime() -> Result<PathBuf> {
+    let entries = fs::read_dir("/usr/lib").context("listing /usr/lib")?;
+    for entry in entries.flatten() {
+        let candidate = entry.path().join("faketime/libfaketime.so.1");
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    bail!("libfaketime.so.1 not found under /usr/lib/*/faketime: install Debian's libfaketime (tests/install-deps.sh)")
+}
+
+/// `sh -c 'umask MASK && exec PROGRAM "$@"'`; arguments added to the command go to PROGRAM.
+/// `exec` keeps the PID, so the child the harness supervises is PROGRAM itself.
+fn under_umask(mask: u32, program: &Path) -> Command {
+    let mut sh = Command::new("sh");
+    sh.args(["-c", "umask \"$0\" && exec \"$@\"", &format!("{mask:04o}")]).arg(program);
+    sh
+}
+
 /// A running `lanyardd`. Dropping it stops it by PID, then removes its directory.
 #[derive(Debug)]
 pub struct Agent {
-    // Declared before `dir`: the process stops before its files go away.
+    // Declared before `paths`: the process stops before its files go away.
     process: Supervised,
-    config_path: PathBuf,
-    log_path: PathBuf,
-    dir: TempDir,
+    paths: Paths,
 }
 
-/// The scratch layout one agent run uses.
+/// The scratch layout one agent uses, across restarts.
+#[derive(Debug)]
 struct Paths {
     dir: TempDir,
     config: PathBuf,
@@ -260,23 +392,34 @@ impl Paths {
         Ok(Paths { config: path, log: dir.join("lanyardd.log"), dir })
     }
 
-    fn spawn(&self) -> Result<Supervised> {
-        let log = fs::File::create(&self.log).context("creating lanyardd.log")?;
+    /// Starts the agent; its output goes to the log, appended after what earlier runs wrote
+    /// when `append`.
+    fn spawn(&self, launch: &Launch, append: bool) -> Result<Supervised> {
+        let log = if append {
+            OpenOptions::new().append(true).create(true).open(&self.log)
+        } else {
+            fs::File::create(&self.log)
+        }
+        .context("opening lanyardd.log")?;
         let filter = std::env::var(LOG_ENV).unwrap_or_else(|_| "info".into());
-        let mut cmd = Command::new(lanyardd_path());
+        let mut cmd = match launch.umask {
+            None => Command::new(lanyardd_path()),
+            Some(mask) => under_umask(mask, &lanyardd_path()),
+        };
         cmd.arg("--config").arg(&self.config).env("RUST_LOG", filter);
+        cmd.envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
         Supervised::spawn("lanyardd", &mut cmd)
     }
-}
 
-impl Agent {
-    /// Starts the agent and waits until its socket accepts connections. Fails with the agent's
-    /// log if it exits first.
-    pub fn start(config: &AgentConfig) -> Result<Self> {
-        let paths = Paths::prepare(config)?;
-        let mut process = paths.spawn()?;
-        let socket = paths.dir.join("run/socket");
+    fn socket(&self) -> PathBuf {
+        self.dir.join("run/socket")
+    }
+
+    /// Waits until `process` accepts connections on the socket; fails with its log if it exits
+    /// first or is not ready in time.
+    fn wait_ready(&self, process: &mut Supervised) -> Result<()> {
+        let socket = self.socket();
         let ready = poll_until("lanyardd's socket", READY_LIMIT, Duration::from_millis(10), || {
             if let Some(status) = process.try_exit_status()? {
                 bail!("lanyardd exited with {status} before it was ready");
@@ -284,14 +427,30 @@ impl Agent {
             Ok(UnixStream::connect(&socket).is_ok().then_some(()))
         });
         if let Err(e) = ready {
-            let log = fs::read_to_string(&paths.log).unwrap_or_default();
+            let log = fs::read_to_string(&self.log).unwrap_or_default();
             bail!(
                 "{e:#}\nconfig {}:\n{}\nlanyardd log:\n{log}",
-                paths.config.display(),
-                fs::read_to_string(&paths.config)?
+                self.config.display(),
+                fs::read_to_string(&self.config)?
             );
         }
-        Ok(Agent { process, config_path: paths.config, log_path: paths.log, dir: paths.dir })
+        Ok(())
+    }
+}
+
+impl Agent {
+    /// Starts the agent and waits until its socket accepts connections. Fails with the agent's
+    /// log if it exits first.
+    pub fn start(config: &AgentConfig) -> Result<Self> {
+        Agent::start_with(config, &Launch::default())
+    }
+
+    /// Like [`Agent::start`], launched as `launch` says.
+    pub fn start_with(config: &AgentConfig, launch: &Launch) -> Result<Self> {
+        let paths = Paths::prepare(config)?;
+        let mut process = paths.spawn(launch, false)?;
+        paths.wait_ready(&mut process)?;
+        Ok(Agent { process, paths })
     }
 
     /// Starts the agent with a configuration it must refuse; returns its exit status, its log
@@ -299,7 +458,7 @@ impl Agent {
     /// bounded wait (it is then stopped).
     pub fn run_expect_failure(config: &AgentConfig) -> Result<(ExitStatus, String, PathBuf)> {
         let paths = Paths::prepare(config)?;
-        let mut process = paths.spawn()?;
+        let mut process = paths.spawn(&Launch::default(), false)?;
         let status = process.wait_exit(REFUSAL_LIMIT)?;
         let log = fs::read_to_string(&paths.log).unwrap_or_default();
         match status {
@@ -311,26 +470,68 @@ impl Agent {
         }
     }
 
+    /// Stops the agent by PID if it still runs (SIGTERM: a clean shutdown), then starts it
+    /// again with the same config file, socket and `cache_dir`, and waits until it is ready.
+    /// The log goes on in the same file ([`Agent::log_mark`] marks stay valid).
+    pub fn restart(&mut self) -> Result<()> {
+        self.restart_with(&Launch::default())
+    }
+
+    /// Like [`Agent::restart`], launched as `launch` says (for this run only).
+    pub fn restart_with(&mut self, launch: &Launch) -> Result<()> {
+        self.process.stop()?;
+        let mut process = self.paths.spawn(launch, true)?;
+        self.paths.wait_ready(&mut process)?;
+        self.process = process;
+        Ok(())
+    }
+
+    /// Kills the agent with SIGKILL (no shutdown, no flush: a crash) and reaps it. Its socket
+    /// file stays behind, stale, as after a real crash.
+    pub fn kill(&mut self) -> Result<ExitStatus> {
+        self.process.kill()
+    }
+
     /// The directory `socket` lives in (mounted over `/run/lanyard` by [`crate::Namespace`]).
     pub fn run_dir(&self) -> PathBuf {
-        self.dir.join("run")
+        self.paths.dir.join("run")
     }
 
     pub fn socket(&self) -> PathBuf {
-        self.dir.join("run/socket")
+        self.paths.socket()
+    }
+
+    /// `cache_dir` as the config file names it (the same across restarts).
+    pub fn cache_dir(&self) -> PathBuf {
+        self.paths.dir.join("cache")
+    }
+
+    /// `<cache_dir>/cache.redb`.
+    pub fn cache_file(&self) -> PathBuf {
+        self.cache_dir().join(CACHE_FILE)
     }
 
     pub fn config_path(&self) -> &Path {
-        &self.config_path
+        &self.paths.config
     }
 
     pub fn pid(&self) -> u32 {
         self.process.pid()
     }
 
-    /// Everything the agent wrote to stdout and stderr so far.
+    /// Everything the agent wrote to stdout and stderr so far, over all its runs.
     pub fn log(&self) -> String {
-        fs::read(&self.log_path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+        fs::read(&self.paths.log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+    }
+
+    /// The log's current length, to read only what comes after with [`Agent::log_since`].
+    pub fn log_mark(&self) -> usize {
+        fs::metadata(&self.paths.log).map(|m| m.len() as usize).unwrap_or(0)
+    }
+
+    pub fn log_since(&self, mark: usize) -> String {
+        let bytes = fs::read(&self.paths.log).unwrap_or_default();
+        String::from_utf8_lossy(bytes.get(mark..).unwrap_or_default()).into_owned()
     }
 
     /// Stops the agent by PID; its directory (and so `run_dir`) stays until drop.
@@ -409,6 +610,40 @@ failure_window = "5m"
         );
         let empty = config.pam(PamConfig::default()).render(Path::new("/s"), Path::new("/c"));
         assert!(empty.ends_with("\n[pam]\n"), "{empty}");
+    }
+
+    #[test]
+    fn offline_section_comes_after_cache_with_only_the_keys_set() {
+        let config = AgentConfig::new(vec![], Path::new("/ca"), Path::new("/pw")).timeout("1s").negative_ttl("2s");
+        let plain = config.render(Path::new("/s"), Path::new("/c"));
+        assert!(!plain.contains("[offline]"), "{plain}");
+        assert!(plain.contains("\ntimeout = \"1s\"\n") && plain.contains("\nnegative_ttl = \"2s\"\n"), "{plain}");
+
+        let offline = OfflineConfig::default().max_age("14d").lockout_after(2, "1h").probe_interval("1s");
+        let text = config.clone().offline(offline).pam(PamConfig::default()).render(Path::new("/s"), Path::new("/c"));
+        let (_, after_cache) = text.split_once("\n[cache]\n").unwrap();
+        let (_, section) = after_cache.split_once("\n[offline]\n").unwrap();
+        assert_eq!(
+            section,
+            "max_age = \"14d\"\nmax_failures = 2\nlockout = \"1h\"\nprobe_interval = \"1s\"\n\n[pam]\n"
+        );
+        let only_probe =
+            config.offline(OfflineConfig::default().probe_interval("1s")).render(Path::new("/s"), Path::new("/c"));
+        assert!(only_probe.ends_with("\n[offline]\nprobe_interval = \"1s\"\n"), "{only_probe}");
+    }
+
+    #[test]
+    fn a_umask_launch_keeps_the_agent_as_the_supervised_pid() {
+        let mut child = Supervised::spawn("sleep", under_umask(0o027, Path::new("sleep")).arg("30")).unwrap();
+        let pid = child.pid();
+        // Until sh has exec'd, /proc shows sh.
+        let status = poll_until("sh to exec sleep", Duration::from_secs(5), Duration::from_millis(5), || {
+            let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            Ok((comm.trim() == "sleep").then(|| fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default()))
+        });
+        child.stop().unwrap();
+        let status = status.unwrap();
+        assert!(status.lines().any(|l| l == "Umask:\t0027"), "{status}");
     }
 
     #[test]

@@ -12,8 +12,8 @@
 //! | [`tempdir`] | [`TempDir`], removed on drop; per-run random tokens |
 //! | [`ca`] | [`TestPki`]: a per-run CA, a server certificate for 127.0.0.1/localhost, a wrong CA |
 //! | [`fixture`] | the directory's users and groups as constants, and the LDIF made from them |
-//! | [`slapd`] | [`Slapd`]: a throwaway OpenLDAP server that refuses anything without TLS |
-//! | [`agent`] | [`AgentConfig`] and [`Agent`]: `lanyardd` with a written `lanyard.toml` |
+//! | [`slapd`] | [`Slapd`]: a throwaway OpenLDAP server that refuses anything without TLS; stopped and started again on the same ports, or frozen (SIGSTOP) |
+//! | [`agent`] | [`AgentConfig`] and [`Agent`]: `lanyardd` with a written `lanyard.toml`; restarted on the same `cache_dir`, killed, or launched under a umask or a shifted clock ([`Launch`]) |
 //! | [`namespace`] | [`Namespace`]: run a command with the test `nsswitch.conf` and the module |
 //! | [`pam`] | [`Pam`]: `pamtester` with a test service loading `pam_lanyard.so`, as root or a user |
 //! | [`sshd`] | [`Sshd`]: a real OpenSSH server in a namespace, and the `ssh` client with sshpass |
@@ -35,7 +35,7 @@ pub mod tempdir;
 
 use std::path::PathBuf;
 
-pub use agent::{Agent, AgentConfig, PamConfig};
+pub use agent::{Agent, AgentConfig, Launch, OfflineConfig, PamConfig, shifted_clock};
 pub use ca::TestPki;
 pub use namespace::Namespace;
 pub use pam::{Caller, Pam};

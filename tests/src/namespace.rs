@@ -16,6 +16,7 @@ use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
@@ -77,6 +78,8 @@ pub struct Namespace {
     pam_d: Option<PathBuf>,
     home_tmpfs: bool,
     sshd_dirs: bool,
+    /// How long one command may run before it counts as hung ([`HANG_GUARD`] unless set).
+    guard: Duration,
     _dir: TempDir,
 }
 
@@ -104,6 +107,7 @@ impl Namespace {
             pam_d: None,
             home_tmpfs: false,
             sshd_dirs: false,
+            guard: HANG_GUARD,
             _dir: dir,
         })
     }
@@ -124,6 +128,18 @@ impl Namespace {
     pub fn with_sshd_dirs(mut self) -> Self {
         self.sshd_dirs = true;
         self
+    }
+
+    /// Runs every later command under `guard` instead of [`HANG_GUARD`]: a command still running
+    /// after it is killed and reported as hung. A hang guard, never a latency measurement; a
+    /// test that wants "this returns within the budget" sets budget plus a generous margin.
+    pub fn set_guard(&mut self, guard: Duration) {
+        self.guard = guard;
+    }
+
+    /// The hang guard commands run under now.
+    pub fn guard(&self) -> Duration {
+        self.guard
     }
 
     /// The directory `LD_LIBRARY_PATH` names inside the namespace (it holds
@@ -155,12 +171,13 @@ impl Namespace {
     }
 
     /// Runs `argv` in a fresh namespace and returns what it did. A command still running after
-    /// [`HANG_GUARD`] is killed and reported as an error naming it.
+    /// the guard ([`HANG_GUARD`] unless [`Namespace::set_guard`] said otherwise) is killed and
+    /// reported as an error naming it.
     pub fn run<S: AsRef<OsStr>>(&self, argv: &[S]) -> Result<Output> {
         let argv: Vec<OsString> = argv.iter().map(|a| a.as_ref().to_owned()).collect();
         let Some((program, _)) = argv.split_first() else { bail!("empty command") };
         let description = describe(&program.to_string_lossy(), &argv[1..]);
-        let out = run_bounded(&mut self.command(&[], &argv), &description, HANG_GUARD)?;
+        let out = run_bounded(&mut self.command(&[], &argv), &description, self.guard)?;
         check_setup(out)
     }
 
@@ -169,7 +186,7 @@ impl Namespace {
         let argv: Vec<OsString> = argv.iter().map(|a| a.as_ref().to_owned()).collect();
         let Some((program, _)) = argv.split_first() else { bail!("empty command") };
         let description = describe(&program.to_string_lossy(), &argv[1..]);
-        let out = run_bounded_with_input(&mut self.command(&[], &argv), input, &description, HANG_GUARD)?;
+        let out = run_bounded_with_input(&mut self.command(&[], &argv), input, &description, self.guard)?;
         check_setup(out)
     }
 

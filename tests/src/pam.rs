@@ -180,6 +180,12 @@ impl Pam {
         Ok(Pam { ns, files })
     }
 
+    /// Runs every later pamtester under `guard` instead of [`crate::HANG_GUARD`]; see
+    /// [`Namespace::set_guard`].
+    pub fn set_guard(&mut self, guard: std::time::Duration) {
+        self.ns.set_guard(guard);
+    }
+
     /// The text of the service file, for failure messages.
     pub fn service_text(&self) -> String {
         fs::read_to_string(self.files.pam_d().join(SERVICE)).unwrap_or_default()

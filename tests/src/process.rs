@@ -91,6 +91,19 @@ impl Supervised {
         Ok(())
     }
 
+    /// Kills the child with SIGKILL (no chance to clean up: a crash, a power cut) and reaps it.
+    /// Fails if it had already exited.
+    pub fn kill(&mut self) -> Result<ExitStatus> {
+        if let Some(status) = self.try_exit_status()? {
+            bail!("{} had already exited with {status}", self.name);
+        }
+        // SIGKILL through the std handle, which targets this same unreaped PID.
+        self.child.kill().with_context(|| format!("SIGKILL to {}", self.name))?;
+        let status = self.child.wait().with_context(|| format!("waitpid on {}", self.name))?;
+        self.status = Some(status);
+        Ok(status)
+    }
+
     /// Stops the child by its PID and reaps it. Idempotent.
     pub fn stop(&mut self) -> Result<ExitStatus> {
         if let Some(status) = self.try_exit_status()? {
@@ -382,11 +395,28 @@ mod tests {
     }
 
     #[test]
+    fn supervised_child_is_killed_by_sigkill_once() {
+        // An ignored signal stays ignored across exec: this sleep (the same PID) ignores SIGTERM.
+        let mut child =
+            Supervised::spawn("sleep", Command::new("sh").args(["-c", "trap '' TERM; exec sleep 30"])).unwrap();
+        let pid = child.pid();
+        let status = child.kill().unwrap();
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGKILL));
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "pid {pid} still exists");
+        assert!(child.kill().is_err(), "a second kill claimed to kill something");
+    }
+
+    #[test]
     fn pidfd_finds_the_one_child_and_signals_it() {
         let mut parent = Supervised::spawn("sh", Command::new("sh").args(["-c", "sleep 30; true"])).unwrap();
         let child = PidFd::only_child_of(&mut parent, Duration::from_secs(5)).unwrap();
         assert_eq!(parent_of(child.pid()), Some(parent.pid()));
-        assert!(std::fs::read_to_string(format!("/proc/{}/cmdline", child.pid())).unwrap().starts_with("sleep"));
+        // The forked child is still `sh` until it has exec'd sleep.
+        let cmdline = || std::fs::read_to_string(format!("/proc/{}/cmdline", child.pid())).unwrap_or_default();
+        let exec = poll_until("sh's child to exec sleep", Duration::from_secs(5), Duration::from_millis(5), || {
+            Ok(cmdline().starts_with("sleep").then_some(()))
+        });
+        assert!(exec.is_ok(), "{:?}", cmdline());
         assert!(!child.has_exited());
         child.signal(libc::SIGTERM).unwrap();
         let status = parent.wait_exit(STOP_GRACE).unwrap().expect("sh exits once sleep is gone");

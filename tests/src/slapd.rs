@@ -1,8 +1,13 @@
 //! A throwaway OpenLDAP server on loopback, loaded with [`crate::fixture`] and configured to
 //! refuse every operation without TLS ("confidentiality required"), so a client that silently
 //! falls back to plaintext fails.
+//!
+//! Outages for the offline tests: [`Slapd::stop`] then [`Slapd::start_again`] (same ports, same
+//! database: the agent's URI stays valid), and [`Slapd::freeze`] / [`Slapd::thaw`] (SIGSTOP:
+//! TCP connections are still accepted by the kernel, nothing answers). A frozen slapd is thawed
+//! on drop before it is stopped.
 
-use std::fs;
+use std::fs::{self, OpenOptions};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -19,11 +24,13 @@ const SCHEMAS: [&str; 4] = ["core", "cosine", "nis", "inetorgperson"];
 const START_ATTEMPTS: usize = 5;
 const READY_LIMIT: Duration = Duration::from_secs(15);
 
-/// A running slapd. Dropping it stops it by PID, then removes its directory.
+/// A running slapd. Dropping it thaws it if frozen, stops it by PID, then removes its directory.
 #[derive(Debug)]
 pub struct Slapd {
     // Declared before `dir`: the process stops before its files go away.
     process: Supervised,
+    /// SIGSTOPped by [`Slapd::freeze`] and not yet thawed.
+    frozen: bool,
     pki: TestPki,
     port: u16,
     ldaps_port: u16,
@@ -64,16 +71,11 @@ impl Slapd {
         let mut last_log = String::new();
         for _ in 0..START_ATTEMPTS {
             let (port, ldaps_port) = free_port_pair()?;
-            let urls = format!("ldap://127.0.0.1:{port}/ ldaps://127.0.0.1:{ldaps_port}/");
-            let log_file = fs::File::create(&log).context("creating slapd.log")?;
-            let mut cmd = Command::new("slapd");
-            cmd.arg("-f").arg(&conf).arg("-h").arg(&urls).args(["-d", "stats"]);
-            cmd.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
-            let mut process = Supervised::spawn("slapd", &mut cmd)?;
-            let listening = wait_listening(&mut process, &log, &[port, ldaps_port])
-                .with_context(|| format!("slapd's log:\n{}", fs::read_to_string(&log).unwrap_or_default()))?;
-            if listening {
-                let slapd = Slapd { process, pki, port, ldaps_port, log, bind_secret, admin_secret, dir };
+            // A fresh log per attempt: only this attempt's failure decides whether to retry.
+            fs::File::create(&log).context("creating slapd.log")?;
+            if let Some(process) = spawn_listening(&conf, &log, port, ldaps_port)? {
+                let slapd =
+                    Slapd { process, frozen: false, pki, port, ldaps_port, log, bind_secret, admin_secret, dir };
                 let who = slapd.whoami_as_reader(&slapd.uri_starttls(), true)?;
                 ensure!(
                     who.status.success(),
@@ -156,7 +158,86 @@ impl Slapd {
 
     /// Stops slapd by its PID (SIGTERM, bounded wait, SIGKILL). The directory stays until drop.
     pub fn stop(&mut self) -> Result<ExitStatus> {
+        self.frozen = false;
         self.process.stop()
+    }
+
+    /// Starts slapd again after [`Slapd::stop`]: the same config, database (back-mdb keeps it in
+    /// the scratch directory), certificates and both ports, so URIs handed out before stay
+    /// valid. Its log goes on in the same file, so marks taken before stay valid too. Waits
+    /// until the reader can bind over StartTLS again.
+    pub fn start_again(&mut self) -> Result<()> {
+        if self.process.try_exit_status()?.is_none() {
+            bail!("slapd (pid {}) is still running: stop it first", self.process.pid());
+        }
+        let conf = self.dir.join("slapd.conf");
+        let mut last_log = String::new();
+        for attempt in 0..START_ATTEMPTS {
+            let mark = self.log_mark();
+            if let Some(process) = spawn_listening(&conf, &self.log, self.port, self.ldaps_port)? {
+                self.process = process;
+                self.frozen = false;
+                let who = self.whoami_as_reader(&self.uri_starttls(), true)?;
+                ensure!(who.status.success(), "slapd is back but the reader cannot bind:\n{who}\n{}", self.log());
+                return Ok(());
+            }
+            last_log = self.log_since(mark);
+            // Our own ports: nothing else should hold them, but a client's connection to the old
+            // process may still be closing. Try again shortly, a bounded number of times.
+            if !last_log.contains("Address already in use") || attempt + 1 == START_ATTEMPTS {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        bail!("slapd did not start again on ports {} and {}; its log:\n{last_log}", self.port, self.ldaps_port)
+    }
+
+    /// Freezes slapd (SIGSTOP) and returns once every one of its threads is stopped: the kernel
+    /// still completes TCP handshakes on its ports, but nothing answers, StartTLS included: a
+    /// hung directory. Undone by [`Slapd::thaw`], and on drop.
+    pub fn freeze(&mut self) -> Result<()> {
+        self.frozen = true;
+        self.process.signal(libc::SIGSTOP)?;
+        let pid = self.process.pid();
+        // Signals are delivered asynchronously: wait (bounded) until the stop has taken effect.
+        poll_until("slapd to stop on SIGSTOP", READY_LIMIT, Duration::from_millis(1), || {
+            Ok(thread_states(pid).is_some_and(|s| !s.is_empty() && s.iter().all(|&c| c == 'T')).then_some(()))
+        })
+    }
+
+    /// Lets a frozen slapd run again (SIGCONT) and returns once it is no longer stopped; it
+    /// then answers whatever queued up meanwhile.
+    pub fn thaw(&mut self) -> Result<()> {
+        self.process.signal(libc::SIGCONT)?;
+        let pid = self.process.pid();
+        poll_until("slapd to run on SIGCONT", READY_LIMIT, Duration::from_millis(1), || {
+            Ok(thread_states(pid).is_some_and(|s| !s.is_empty() && s.iter().all(|&c| c != 'T')).then_some(()))
+        })?;
+        self.frozen = false;
+        Ok(())
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        self.frozen
+    }
+
+    /// Applies `ldif` (changetype records) to the database of a STOPPED slapd with
+    /// `slapmodify`: a change made in the directory while no client can reach it, which the
+    /// next [`Slapd::start_again`] serves.
+    pub fn modify_while_stopped(&mut self, ldif: &str) -> Result<Output> {
+        if self.process.try_exit_status()?.is_none() {
+            bail!("slapd (pid {}) is running: stop it before changing its database offline", self.process.pid());
+        }
+        let file = self.dir.join(format!("offline-change-{}.ldif", random_hex(4)?));
+        fs::write(&file, ldif).context("writing the change LDIF")?;
+        let conf = self.dir.join("slapd.conf");
+        let out = run_bounded(
+            Command::new("slapmodify").arg("-f").arg(&conf).arg("-l").arg(&file),
+            "slapmodify",
+            HANG_GUARD,
+        )?;
+        ensure!(out.status.success(), "{out}");
+        Ok(out)
     }
 
     /// An ldap-utils command that trusts this run's CA and demands a valid certificate.
@@ -313,6 +394,41 @@ access to *
     )
 }
 
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        // Never leave a stopped process behind; `Supervised`'s drop then stops it by PID.
+        if self.frozen {
+            let _ = self.process.signal(libc::SIGCONT);
+        }
+    }
+}
+
+/// The state letter (`R`, `S`, `T` for stopped, ...) of each thread of `pid`, from
+/// `/proc/PID/task/*/stat`; `None` if the process is gone.
+fn thread_states(pid: u32) -> Option<Vec<char>> {
+    let tasks = fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let states = tasks
+        .filter_map(|task| fs::read_to_string(task.ok()?.path().join("stat")).ok())
+        .filter_map(|stat| stat.rsplit_once(')')?.1.trim_start().chars().next())
+        .collect();
+    Some(states)
+}
+
+/// Starts slapd on `port` (StartTLS) and `ldaps_port`, its output appended to `log`, and waits
+/// until it serves on both. `None` if it exited first (a port taken, say: see its log).
+fn spawn_listening(conf: &Path, log: &Path, port: u16, ldaps_port: u16) -> Result<Option<Supervised>> {
+    let urls = format!("ldap://127.0.0.1:{port}/ ldaps://127.0.0.1:{ldaps_port}/");
+    let mark = fs::metadata(log).map(|m| m.len()).unwrap_or(0);
+    let log_file = OpenOptions::new().append(true).create(true).open(log).context("opening slapd.log")?;
+    let mut cmd = Command::new("slapd");
+    cmd.arg("-f").arg(conf).arg("-h").arg(&urls).args(["-d", "stats"]);
+    cmd.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
+    let mut process = Supervised::spawn("slapd", &mut cmd)?;
+    let listening = wait_listening(&mut process, log, mark, &[port, ldaps_port])
+        .with_context(|| format!("slapd's log:\n{}", fs::read_to_string(log).unwrap_or_default()))?;
+    Ok(listening.then_some(process))
+}
+
 /// Two distinct ports the kernel just had free on 127.0.0.1.
 fn free_port_pair() -> Result<(u16, u16)> {
     let a = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("probing for a free port")?;
@@ -328,13 +444,16 @@ pub fn closed_port() -> Result<u16> {
 
 /// Waits until slapd says it is serving and every port accepts a TCP connection (true), or
 /// slapd exits (false). "slapd starting" is logged only after all listeners are bound, so a
-/// port some other process took cannot pass for ours.
-fn wait_listening(process: &mut Supervised, log: &Path, ports: &[u16]) -> Result<bool> {
+/// port some other process took cannot pass for ours; only the log after byte `mark` counts
+/// (an earlier run of slapd said it too).
+fn wait_listening(process: &mut Supervised, log: &Path, mark: u64, ports: &[u16]) -> Result<bool> {
     poll_until("slapd to listen", READY_LIMIT, Duration::from_millis(10), || {
         if process.try_exit_status()?.is_some() {
             return Ok(Some(false));
         }
-        let started = fs::read_to_string(log).is_ok_and(|l| l.contains("slapd starting"));
+        let text = fs::read(log).unwrap_or_default();
+        let since = usize::try_from(mark).ok().and_then(|m| text.get(m..)).unwrap_or_default();
+        let started = String::from_utf8_lossy(since).contains("slapd starting");
         let all = started && ports.iter().all(|&p| TcpStream::connect((Ipv4Addr::LOCALHOST, p)).is_ok());
         Ok(all.then_some(true))
     })

@@ -74,9 +74,30 @@ pub fn write_file_mode(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
         .with_context(|| format!("chmod {mode:o} {}", path.display()))
 }
 
+/// The permission bits of `path` (`st_mode & 0o7777`), not following a final symlink, and its
+/// owner's uid.
+pub fn mode_and_owner(path: &Path) -> Result<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::symlink_metadata(path).with_context(|| format!("stat {}", path.display()))?;
+    Ok((meta.mode() & 0o7777, meta.uid()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mode_and_owner_reads_what_write_file_mode_set() {
+        let dir = TempDir::new("t").unwrap();
+        let file = dir.join("f");
+        write_file_mode(&file, b"x", 0o640).unwrap();
+        // SAFETY: geteuid(2) has no preconditions and cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        assert_eq!(mode_and_owner(&file).unwrap(), (0o640, euid));
+        write_file_mode(&file, b"x", 0o600).unwrap();
+        assert_eq!(mode_and_owner(&file).unwrap().0, 0o600);
+        assert!(mode_and_owner(&dir.join("missing")).is_err());
+    }
 
     #[test]
     fn temp_dir_is_created_unique_and_removed_on_drop() {

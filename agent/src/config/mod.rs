@@ -190,7 +190,11 @@ impl Config {
             max_age: duration("offline.max_age", raw.offline.max_age.as_ref(), Duration::from_secs(14 * 86_400))?,
             max_failures: raw.offline.max_failures.unwrap_or(5),
             lockout: duration("offline.lockout", raw.offline.lockout.as_ref(), Duration::from_secs(300))?,
-            probe_interval: duration("offline.probe_interval", raw.offline.probe_interval.as_ref(), Duration::from_secs(5))?,
+            probe_interval: duration(
+                "offline.probe_interval",
+                raw.offline.probe_interval.as_ref(),
+                Duration::from_secs(5),
+            )?,
         };
         if offline.probe_interval < Duration::from_millis(100) {
             return Err(error("offline.probe_interval", "must be at least 100ms".into()));

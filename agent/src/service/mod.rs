@@ -1,23 +1,39 @@
-//! Requests to responses: the cache first, then the directory. Nothing here knows about
-//! sockets; the handler passes a decoded [`Request`] and writes back what it gets.
+//! Requests to responses. Nothing here knows about sockets; the handler passes a decoded
+//! [`Request`] and writes back what it gets.
+//!
+//! - `lookup`: users and groups, from memory, then the disk cache, then the directory;
+//!   offline, from what is cached at any age. Stale answers are served at once and refreshed
+//!   in the background (`refresher`).
+//! - `pam`: logins, account checks, password changes, sessions; `verifiers`: the offline
+//!   password verifiers behind offline logins.
 
-use std::future::Future;
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use lanyard_proto::name::is_valid_name;
-use lanyard_proto::{Group, Passwd, Request, Response};
+use lanyard_proto::{Group, Invalidation, Passwd, Request, Response};
+use tokio::sync::mpsc;
 
-use crate::cache::{Cache, Keep};
-use crate::config::{CacheConfig, PamConfig};
+use crate::cache::{Cache, Store, StoreKey, Write, WriterHandle};
+use crate::config::{CacheConfig, Config, OfflineConfig, PamConfig};
 use crate::directory::{Directory, DirectoryError};
 use crate::policy::Caller;
 use crate::ratelimit::FailureLimiter;
+use crate::state::Health;
 
+mod lookup;
 mod pam;
+mod verifiers;
+
+pub use lookup::Refresh;
 
 /// Enumeration pages are cut at about this many bytes, so one huge directory is many modest
 /// frames, never one giant one.
 const PAGE_BYTES: usize = 256 * 1024;
+
+/// Background refreshes waiting at most; past it, a refresh is skipped (the next lookup of a
+/// stale entry asks again).
+const REFRESH_QUEUE: usize = 1024;
 
 /// What the handler writes back: one frame, or an enumeration written as a stream of pages.
 #[derive(Debug)]
@@ -53,39 +69,58 @@ impl Reply {
     }
 }
 
-/// What a lookup answer is stored under: the lookup requests, without anything else a request
-/// may carry (credentials never become cache keys).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Lookup {
-    UserByName(String),
-    UserByUid(u32),
-    GroupByName(String),
-    GroupByGid(u32),
-    GroupsOfUser(String),
+/// The disk cache and its writer. The agent runs without them when the cache cannot be
+/// opened (and says so): memory and the directory still answer.
+#[derive(Debug)]
+pub struct Persist {
+    pub store: Arc<Store>,
+    pub writer: WriterHandle,
 }
 
 pub struct Service<D> {
     directory: D,
-    answers: Cache<Lookup, Response>,
+    health: Arc<Health>,
+    persist: Option<Persist>,
+    answers: Cache<StoreKey, Response>,
     users: Cache<(), Fetched<Passwd>>,
     groups: Cache<(), Fetched<Group>>,
+    ttl: CacheConfig,
+    offline: OfflineConfig,
     pam: PamConfig,
     limiter: FailureLimiter,
+    /// One offline password check at a time: each reads, updates and writes a verifier's
+    /// failure count, and two at once would both count from the same number.
+    offline_checks: tokio::sync::Mutex<()>,
+    verifiers_in_flight: Arc<verifiers::InFlight>,
+    refresh_tx: mpsc::Sender<Refresh>,
+    refresh_rx: Mutex<Option<mpsc::Receiver<Refresh>>>,
+    /// Refreshes queued and not yet done, so a hot stale entry is refreshed once.
+    refreshing: Mutex<HashSet<Refresh>>,
     /// This machine's name, for `{host}` in `pam.access_filter`.
     host: String,
 }
 
 impl<D: Directory> Service<D> {
-    pub fn new(directory: D, ttl: CacheConfig, pam: PamConfig) -> Service<D> {
+    pub fn new(directory: D, config: &Config, health: Arc<Health>, persist: Option<Persist>) -> Service<D> {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map_or_else(|_| "localhost".into(), |h| h.trim().to_owned());
+        let (refresh_tx, refresh_rx) = mpsc::channel(REFRESH_QUEUE);
         Service {
             directory,
-            answers: Cache::new(ttl),
-            users: Cache::new(ttl),
-            groups: Cache::new(ttl),
-            limiter: FailureLimiter::new(pam.max_failures, pam.failure_window),
-            pam,
+            health,
+            persist,
+            answers: Cache::new(config.cache),
+            users: Cache::new(config.cache),
+            groups: Cache::new(config.cache),
+            ttl: config.cache,
+            offline: config.offline,
+            limiter: FailureLimiter::new(config.pam.max_failures, config.pam.failure_window),
+            pam: config.pam.clone(),
+            offline_checks: tokio::sync::Mutex::new(()),
+            verifiers_in_flight: Arc::default(),
+            refresh_tx,
+            refresh_rx: Mutex::new(Some(refresh_rx)),
+            refreshing: Mutex::default(),
             host,
         }
     }
@@ -94,125 +129,73 @@ impl<D: Directory> Service<D> {
         &self.directory
     }
 
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
     pub async fn handle(&self, request: Request, caller: Caller) -> Reply {
+        let one = |response: Response| Reply::One(Arc::new(response));
         match request {
+            Request::UserByName(name) => Reply::One(self.lookup(StoreKey::UserByName(name)).await),
+            Request::UserByUid(uid) => Reply::One(self.lookup(StoreKey::UserByUid(uid)).await),
+            Request::GroupByName(name) => Reply::One(self.lookup(StoreKey::GroupByName(name)).await),
+            Request::GroupByGid(gid) => Reply::One(self.lookup(StoreKey::GroupByGid(gid)).await),
+            Request::GroupsOfUser(name) => Reply::One(self.lookup(StoreKey::GroupsOfUser(name)).await),
+            Request::EnumerateUsers => self.enumerate_users().await,
+            Request::EnumerateGroups => self.enumerate_groups().await,
             Request::Authenticate { user, password, context } => {
-                Reply::One(Arc::new(self.authenticate(caller, &user, &password, &context).await))
+                one(self.authenticate(caller, &user, &password, &context).await)
             }
-            Request::CheckAccount { user, context } => {
-                Reply::One(Arc::new(self.check_account(caller, &user, &context).await))
-            }
+            Request::CheckAccount { user, context } => one(self.check_account(caller, &user, &context).await),
             Request::ChangePassword { user, old, new, context } => {
-                Reply::One(Arc::new(self.change_password(caller, &user, old.as_ref(), &new, &context).await))
+                one(self.change_password(caller, &user, old.as_ref(), &new, &context).await)
             }
-            Request::OpenSession { user, context: _ } => Reply::One(Arc::new(self.open_session(caller, &user).await)),
-            Request::EnumerateUsers => {
-                let users = self.all(&self.users, || self.directory.all_users()).await;
-                match &*users {
-                    Ok(_) => Reply::Users(users),
-                    Err(e) => Reply::One(Arc::new(Response::Unavailable(e.public_reason().to_owned()))),
-                }
-            }
-            Request::EnumerateGroups => {
-                let groups = self.all(&self.groups, || self.directory.all_groups()).await;
-                match &*groups {
-                    Ok(_) => Reply::Groups(groups),
-                    Err(e) => Reply::One(Arc::new(Response::Unavailable(e.public_reason().to_owned()))),
-                }
-            }
-            lookup => Reply::One(self.lookup(lookup).await),
+            Request::OpenSession { user, context: _ } => one(self.open_session(caller, &user).await),
+            Request::Invalidate(what) => one(self.invalidate(caller, what)),
         }
     }
 
-    async fn lookup(&self, request: Request) -> Arc<Response> {
-        let key = match request {
-            Request::UserByName(name) => Lookup::UserByName(name),
-            Request::UserByUid(uid) => Lookup::UserByUid(uid),
-            Request::GroupByName(name) => Lookup::GroupByName(name),
-            Request::GroupByGid(gid) => Lookup::GroupByGid(gid),
-            Request::GroupsOfUser(name) => Lookup::GroupsOfUser(name),
-            _ => return Arc::new(Response::Refused("not a lookup".into())),
-        };
-        self.lookup_cached(key).await
+    /// Marks cached entries stale: memory forgets them, the disk cache keeps them for
+    /// offline use but no longer calls them fresh. Root only.
+    fn invalidate(&self, caller: Caller, what: Invalidation) -> Response {
+        if !caller.is_root() {
+            return Response::Refused("only root may invalidate cached entries".into());
+        }
+        self.answers.clear();
+        if matches!(what, Invalidation::All) {
+            self.users.clear();
+            self.groups.clear();
+        }
+        self.write(Write::Invalidate(what));
+        Response::Invalidated
     }
 
-    /// A lookup's answer, from memory when it is fresh.
-    async fn lookup_cached(&self, key: Lookup) -> Arc<Response> {
-        match &key {
-            // Refused before any traffic: such a name cannot exist, and it cannot reach a filter.
-            Lookup::UserByName(name) | Lookup::GroupByName(name) | Lookup::GroupsOfUser(name)
-                if !is_valid_name(name) =>
-            {
-                Arc::new(Response::NotFound)
-            }
-            // Root is the machine's own; the directory is never asked for id 0.
-            Lookup::UserByUid(0) | Lookup::GroupByGid(0) => Arc::new(Response::NotFound),
-            Lookup::UserByName(name) => self.cached(key.clone(), || self.user_by_name(name)).await,
-            Lookup::UserByUid(uid) => {
-                self.cached(key.clone(), || found(self.directory.user_by_uid(*uid), Response::User)).await
-            }
-            Lookup::GroupByName(name) => {
-                self.cached(key.clone(), || found(self.directory.group_by_name(name), Response::Group)).await
-            }
-            Lookup::GroupByGid(gid) => {
-                self.cached(key.clone(), || found(self.directory.group_by_gid(*gid), Response::Group)).await
-            }
-            Lookup::GroupsOfUser(name) => self.cached(key.clone(), || self.groups_of_user(name)).await,
+    /// Queues a write to the disk cache, if there is one. Never waits.
+    fn write(&self, write: Write) {
+        if let Some(persist) = &self.persist {
+            persist.writer.send(write);
         }
     }
 
-    /// initgroups: the gids of every group that lists the name, as nslcd answers, so a local
-    /// user named in a directory group gets that group too. "Not found" only for a name that
-    /// is in no group and is not a directory user, so the caller's other sources decide.
-    async fn groups_of_user(&self, name: &str) -> Response {
-        match self.directory.groups_of_user(name).await {
-            Err(e) => Response::Unavailable(e.public_reason().to_owned()),
-            Ok(gids) if !gids.is_empty() => Response::GroupIds(gids),
-            Ok(_) => match &*self.cached(Lookup::UserByName(name.to_owned()), || self.user_by_name(name)).await {
-                Response::User(_) => Response::GroupIds(Vec::new()),
-                other => other.clone(),
-            },
-        }
+    fn store(&self) -> Option<&Store> {
+        self.persist.as_ref().map(|p| &*p.store)
     }
+}
 
-    async fn user_by_name(&self, name: &str) -> Response {
-        found(self.directory.user_by_name(name), Response::User).await
-    }
+/// Wall-clock seconds since the Unix epoch: what the disk cache records, because it must mean
+/// the same after a restart.
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
 
-    async fn cached<F: Future<Output = Response>>(&self, key: Lookup, fetch: impl FnOnce() -> F) -> Arc<Response> {
-        self.answers
-            .get_or_fetch(key, fetch, |response| match response {
-                Response::NotFound => Keep::Negative,
-                Response::Unavailable(_) | Response::Refused(_) => Keep::Never,
-                _ => Keep::Positive,
-            })
-            .await
-    }
-
-    /// Everything, from memory while fresh; one directory enumeration however many ask at once.
-    async fn all<T, F: Future<Output = Fetched<T>>>(
-        &self,
-        cache: &Cache<(), Fetched<T>>,
-        fetch: impl FnOnce() -> F,
-    ) -> Arc<Fetched<T>> {
-        cache.get_or_fetch((), fetch, |all| if all.is_ok() { Keep::Positive } else { Keep::Never }).await
-    }
+/// How old something fetched at `fetched_at` is. A time in the future (the clock was set
+/// back) counts as just fetched for serving, which the caller pairs with a refresh.
+fn age_of(fetched_at: u64) -> Duration {
+    Duration::from_secs(now_secs().saturating_sub(fetched_at))
 }
 
 fn fetched<T>(all: &Fetched<T>) -> &[T] {
     all.as_deref().unwrap_or_default()
-}
-
-/// `Some` becomes `wrap(value)`, `None` becomes "not found", an error "unavailable".
-async fn found<T>(
-    lookup: impl Future<Output = Result<Option<T>, DirectoryError>>,
-    wrap: fn(T) -> Response,
-) -> Response {
-    match lookup.await {
-        Ok(Some(value)) => wrap(value),
-        Ok(None) => Response::NotFound,
-        Err(e) => Response::Unavailable(e.public_reason().to_owned()),
-    }
 }
 
 /// Cuts `entries` into pages of about [`PAGE_BYTES`], lazily, and closes with `EndOfPages`.

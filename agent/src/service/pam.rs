@@ -9,7 +9,8 @@ use lanyard_proto::name::is_valid_name;
 use lanyard_proto::{HomeDirectory, PamContext, Passwd, Response, Secret};
 use tracing::info;
 
-use super::{Lookup, Service};
+use super::Service;
+use crate::cache::StoreKey;
 use crate::directory::{AccountState, Directory, PasswordChange, PasswordCheck};
 use crate::policy::{Caller, may_act_for};
 
@@ -27,29 +28,68 @@ impl<D: Directory> Service<D> {
         let response = match self.user_for(caller, user).await {
             Err(response) => response,
             Ok(_) => match self.limiter.check(user, caller.uid) {
-                Err(wait) => Response::TooManyAttempts { retry_after_secs: wait.as_secs().max(1) as u32 },
+                Err(wait) => too_many(wait),
                 // Never bind with an empty password (RFC 4513 5.1.2): it is simply wrong.
                 Ok(()) if password.is_empty() => self.failed(user, caller),
-                Ok(()) => match self.directory.check_password(user, password).await {
-                    Ok(PasswordCheck::Accepted) => {
-                        self.limiter.record_success(user);
-                        Response::Authenticated { offline: false }
+                Ok(()) if !self.health.is_online() => self.authenticate_offline(user, password).await,
+                Ok(()) => {
+                    let result = self.directory.check_password(user, password).await;
+                    self.health.observe(&result);
+                    match result {
+                        Ok(PasswordCheck::Accepted) => {
+                            self.limiter.record_success(user);
+                            self.after_online_login(user, password, context).await;
+                            Response::Authenticated { offline: false }
+                        }
+                        // Wrong while online: never a second chance against the verifier.
+                        Ok(PasswordCheck::Rejected) => self.failed(user, caller),
+                        Ok(PasswordCheck::NoSuchUser) => Response::NotFound,
+                        Err(e) if e.is_unreachable() => self.authenticate_offline(user, password).await,
+                        Err(e) => Response::Unavailable(e.public_reason().to_owned()),
                     }
-                    Ok(PasswordCheck::Rejected) => self.failed(user, caller),
-                    Ok(PasswordCheck::NoSuchUser) => Response::NotFound,
-                    Err(e) => Response::Unavailable(e.public_reason().to_owned()),
-                },
+                }
             },
         };
-        audit("auth", user, caller, context, &response);
+        audit("auth", user, caller, context, &response, self.health.is_online());
         response
+    }
+
+    /// After a successful online login: keep an offline verifier of the password, but only
+    /// for an account that would pass the account phase now. An expired or locked account
+    /// authenticates (the account phase then refuses it) and must not be able to log in
+    /// offline later with no account phase to stop it.
+    async fn after_online_login(&self, user: &str, password: &Secret, context: &PamContext) {
+        match self.account_verdict(user, context).await {
+            Response::AccountOk { .. } => self.remember_password(user, password),
+            Response::Unavailable(_) => {}
+            _ => self.forget_password(user),
+        }
     }
 
     pub(super) async fn check_account(&self, caller: Caller, user: &str, context: &PamContext) -> Response {
         if let Err(response) = self.user_for(caller, user).await {
             return response;
         }
-        let state = match self.directory.account(user).await {
+        if !self.health.is_online() {
+            return self.check_account_offline(user, context).await;
+        }
+        match self.account_verdict(user, context).await {
+            Response::Unavailable(_) if !self.health.is_online() => self.check_account_offline(user, context).await,
+            verdict @ (Response::AccountOk { .. } | Response::Unavailable(_)) => verdict,
+            denied => {
+                // Whatever the reason, no offline login either.
+                self.forget_password(user);
+                denied
+            }
+        }
+    }
+
+    /// The account phase's answer from the directory: locked, expired, access rules,
+    /// password age.
+    async fn account_verdict(&self, user: &str, context: &PamContext) -> Response {
+        let result = self.directory.account(user).await;
+        self.health.observe(&result);
+        let state = match result {
             Ok(Some(state)) => state,
             Ok(None) => return Response::NotFound,
             Err(e) => return Response::Unavailable(e.public_reason().to_owned()),
@@ -67,6 +107,24 @@ impl<D: Directory> Service<D> {
         password_age(&state, today)
     }
 
+    /// Offline, the account phase can only check what is cached: an offline verifier exists
+    /// only for accounts that passed it when last online, and `pam.allowed_groups` is checked
+    /// against cached groups. `pam.access_filter` needs the directory and is not checked.
+    async fn check_account_offline(&self, user: &str, context: &PamContext) -> Response {
+        if !self.has_offline_password(user).await {
+            return Response::Unavailable("offline, and no offline login for this account".into());
+        }
+        let passwd = match self.user_for(Caller { uid: 0, pid: None }, user).await {
+            Ok(passwd) => passwd,
+            Err(response) => return response,
+        };
+        if let Err(response) = self.check_allowed_groups(&passwd).await {
+            return response;
+        }
+        let _ = context;
+        Response::AccountOk { warning: Some("Logged in offline: the directory cannot be reached.".into()) }
+    }
+
     pub(super) async fn change_password(
         &self,
         caller: Caller,
@@ -82,18 +140,29 @@ impl<D: Directory> Service<D> {
                     .into(),
             ),
             Ok(_) if new.is_empty() => Response::PasswordRejected("The new password is empty.".into()),
+            Ok(_) if !self.health.is_online() => {
+                Response::Unavailable("offline: passwords can only be changed while the directory is reachable".into())
+            }
             Ok(_) => match self.limiter.check(user, caller.uid) {
-                Err(wait) => Response::TooManyAttempts { retry_after_secs: wait.as_secs().max(1) as u32 },
-                Ok(()) => match self.directory.change_password(user, old, new).await {
-                    Ok(PasswordChange::Changed) => Response::PasswordChanged,
-                    Ok(PasswordChange::WrongOldPassword) => self.failed(user, caller),
-                    Ok(PasswordChange::Rejected(why)) => Response::PasswordRejected(why),
-                    Ok(PasswordChange::NoSuchUser) => Response::NotFound,
-                    Err(e) => Response::Unavailable(e.public_reason().to_owned()),
-                },
+                Err(wait) => too_many(wait),
+                Ok(()) => {
+                    let result = self.directory.change_password(user, old, new).await;
+                    self.health.observe(&result);
+                    match result {
+                        Ok(PasswordChange::Changed) => {
+                            // The old password must stop working offline too, at once.
+                            self.remember_password_now(user, new).await;
+                            Response::PasswordChanged
+                        }
+                        Ok(PasswordChange::WrongOldPassword) => self.failed(user, caller),
+                        Ok(PasswordChange::Rejected(why)) => Response::PasswordRejected(why),
+                        Ok(PasswordChange::NoSuchUser) => Response::NotFound,
+                        Err(e) => Response::Unavailable(e.public_reason().to_owned()),
+                    }
+                }
             },
         };
-        audit("password change", user, caller, context, &response);
+        audit("password change", user, caller, context, &response, self.health.is_online());
         response
     }
 
@@ -116,7 +185,7 @@ impl<D: Directory> Service<D> {
         if !is_valid_name(user) {
             return Err(Response::NotFound);
         }
-        let answer = self.lookup_cached(Lookup::UserByName(user.to_owned())).await;
+        let answer = self.lookup(StoreKey::UserByName(user.to_owned())).await;
         let passwd = match &*answer {
             Response::User(passwd) => passwd,
             other => return Err(other.clone()),
@@ -130,33 +199,32 @@ impl<D: Directory> Service<D> {
         Response::WrongPassword
     }
 
-    /// `pam.allowed_groups` and `pam.access_filter`.
-    async fn check_access_rules(&self, user: &Passwd, context: &PamContext) -> Result<(), Response> {
-        if !self.pam.allowed_groups.is_empty() {
-            let mut allowed = false;
-            for name in &self.pam.allowed_groups {
-                match &*self.lookup_cached(Lookup::GroupByName(name.clone())).await {
-                    Response::Group(group) if group.gid == user.gid || group.members.contains(&user.name) => {
-                        allowed = true;
-                        break;
-                    }
-                    Response::Group(_) | Response::NotFound => {}
-                    other => return Err(other.clone()),
-                }
-            }
-            if !allowed {
-                return Err(Response::Denied(format!(
-                    "Access denied: {} is not in a group allowed to log in here.",
-                    user.name
-                )));
+    /// `pam.allowed_groups`: membership or primary group, from cached groups when offline.
+    async fn check_allowed_groups(&self, user: &Passwd) -> Result<(), Response> {
+        if self.pam.allowed_groups.is_empty() {
+            return Ok(());
+        }
+        for name in &self.pam.allowed_groups {
+            match &*self.lookup(StoreKey::GroupByName(name.clone())).await {
+                Response::Group(group) if group.gid == user.gid || group.members.contains(&user.name) => return Ok(()),
+                Response::Group(_) | Response::NotFound => {}
+                other => return Err(other.clone()),
             }
         }
+        Err(Response::Denied(format!("Access denied: {} is not in a group allowed to log in here.", user.name)))
+    }
+
+    /// `pam.allowed_groups` and `pam.access_filter`.
+    async fn check_access_rules(&self, user: &Passwd, context: &PamContext) -> Result<(), Response> {
+        self.check_allowed_groups(user).await?;
         if let Some(template) = &self.pam.access_filter {
             let filter = template
                 .replace("{user}", &ldap3::ldap_escape(user.name.as_str()))
                 .replace("{host}", &ldap3::ldap_escape(self.host.as_str()))
                 .replace("{service}", &ldap3::ldap_escape(context.service.as_str()));
-            match self.directory.user_matches(&user.name, &filter).await {
+            let result = self.directory.user_matches(&user.name, &filter).await;
+            self.health.observe(&result);
+            match result {
                 Ok(true) => {}
                 Ok(false) => return Err(Response::Denied("Access denied by the directory's access rule.".into())),
                 Err(e) => return Err(Response::Unavailable(e.public_reason().to_owned())),
@@ -164,6 +232,10 @@ impl<D: Directory> Service<D> {
         }
         Ok(())
     }
+}
+
+fn too_many(wait: std::time::Duration) -> Response {
+    Response::TooManyAttempts { retry_after_secs: wait.as_secs().clamp(1, u64::from(u32::MAX)) as u32 }
 }
 
 /// The password-age rules of shadow(5), as pam_unix applies them.
@@ -198,7 +270,7 @@ fn is_creatable_home(path: &str) -> bool {
         && path[1..].split('/').all(|part| !part.is_empty() && part != "." && part != "..")
 }
 
-fn audit(event: &str, user: &str, caller: Caller, context: &PamContext, response: &Response) {
+fn audit(event: &str, user: &str, caller: Caller, context: &PamContext, response: &Response, online: bool) {
     let result = match response {
         Response::Authenticated { offline: false } => "success",
         Response::Authenticated { offline: true } => "success (offline)",
@@ -221,7 +293,7 @@ fn audit(event: &str, user: &str, caller: Caller, context: &PamContext, response
         caller_uid = caller.uid,
         caller_pid = caller.pid,
         result,
-        mode = "online",
+        mode = if online { "online" } else { "offline" },
         "{event} for {user}: {result}"
     );
 }

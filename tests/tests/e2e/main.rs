@@ -7,7 +7,7 @@
 //!
 //! | module | area |
 //! | --- | --- |
-//! | `harness` | the fixture slapd itself: TLS required, data loaded, stopped on drop |
+//! | `harness` | the fixture slapd and the agent runner themselves: TLS required, data loaded, stopped on drop, outages, restarts |
 //! | `directory_policy` | the fixture's password policy and account states, with ldap-utils |
 //! | `pam_harness` | the pamtester and sshd runners, with Linux-PAM's own modules |
 //! | `nss` | lookups and enumeration through the module |
@@ -18,6 +18,7 @@
 //! | `pam` | pamtester through `pam_lanyard.so`: auth, account, access, chauthtok, session, outages |
 //! | `ssh` | a real sshd on loopback logging alice in with her directory password |
 //! | `capture` | a recording proxy to slapd: no password ever crosses the wire in clear |
+//! | `offline` | slapd stopped or hung: lookups and logins from the cache, back online, restarts, `kill -9`, the cache file |
 
 mod availability;
 mod capture;
@@ -27,6 +28,7 @@ mod directory_policy;
 mod harness;
 mod hostile;
 mod nss;
+mod offline;
 mod pam;
 mod pam_harness;
 mod ssh;

@@ -1,8 +1,9 @@
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::*;
-use crate::config::PamConfig;
+use crate::config::{Config, PamConfig};
 use crate::directory::{AccountState, PasswordChange, PasswordCheck};
 use lanyard_proto::{HomeDirectory, PamContext, Secret};
 
@@ -10,7 +11,9 @@ use lanyard_proto::{HomeDirectory, PamContext, Secret};
 #[derive(Default)]
 struct FakeDirectory {
     asked: Mutex<Vec<String>>,
-    down: bool,
+    down: AtomicBool,
+    /// The account phase says no (as for a locked account).
+    denies: AtomicBool,
     users: Vec<Passwd>,
 }
 
@@ -29,7 +32,17 @@ impl FakeDirectory {
 
     fn record(&self, what: String) -> Result<(), DirectoryError> {
         self.asked.lock().unwrap().push(what);
-        if self.down { Err(DirectoryError::Unreachable("test: down".into())) } else { Ok(()) }
+        if self.down.load(Ordering::SeqCst) { Err(DirectoryError::Unreachable("test: down".into())) } else { Ok(()) }
+    }
+
+    fn down() -> FakeDirectory {
+        let directory = FakeDirectory::with_alice();
+        directory.set_down(true);
+        directory
+    }
+
+    fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
     }
 
     fn asked(&self) -> Vec<String> {
@@ -66,6 +79,9 @@ impl Directory for FakeDirectory {
         self.record("all users".into())?;
         Ok(self.users.clone())
     }
+    async fn probe(&self) -> Result<(), DirectoryError> {
+        self.record("probe".into())
+    }
     async fn check_password(&self, user: &str, password: &Secret) -> Result<PasswordCheck, DirectoryError> {
         self.record(format!("bind {user}"))?;
         Ok(match (self.users.iter().any(|u| u.name == user), password.expose()) {
@@ -82,7 +98,7 @@ impl Directory for FakeDirectory {
             shadow_last_change: None,
             shadow_max: None,
             shadow_warning: None,
-            locked: false,
+            locked: self.denies.load(Ordering::SeqCst),
         }))
     }
     async fn user_matches(&self, user: &str, filter: &str) -> Result<bool, DirectoryError> {
@@ -120,12 +136,23 @@ fn pam_config() -> PamConfig {
     }
 }
 
+fn config_with(pam: PamConfig) -> Config {
+    let mut config = Config::parse("t.toml".as_ref(), "[directory]\nuris=[\"ldap://x\"]\nbase=\"dc=x\"\n").unwrap();
+    config.pam = pam;
+    config
+}
+
 fn service(directory: FakeDirectory) -> Service<FakeDirectory> {
     service_with(directory, pam_config())
 }
 
+/// A service without a disk cache, online unless the directory is down from the start.
 fn service_with(directory: FakeDirectory, pam: PamConfig) -> Service<FakeDirectory> {
-    Service::new(directory, CacheConfig { ttl: Duration::from_secs(300), negative_ttl: Duration::from_secs(30) }, pam)
+    let health = Arc::new(Health::new(Duration::from_secs(5)));
+    if directory.down.load(Ordering::SeqCst) {
+        health.observe::<()>(&Err(DirectoryError::Timeout));
+    }
+    Service::new(directory, &config_with(pam), health, None)
 }
 
 const ROOT: Caller = Caller { uid: 0, pid: Some(1) };
@@ -181,14 +208,17 @@ async fn invalid_names_and_id_zero_are_not_found_without_asking() {
 }
 
 #[tokio::test]
-async fn an_unreachable_directory_is_unavailable_and_not_remembered() {
-    let service = service(FakeDirectory { down: true, ..FakeDirectory::with_alice() });
-    for _ in 0..2 {
-        assert!(
-            matches!(one(&service, Request::UserByName("alice".into())).await, Response::Unavailable(ref why) if why == "no directory server reachable")
-        );
+async fn an_unreachable_directory_is_unavailable_and_takes_the_agent_offline() {
+    let service = service(FakeDirectory::with_alice());
+    service.directory().set_down(true);
+    for _ in 0..3 {
+        assert!(matches!(
+            one(&service, Request::UserByName("alice".into())).await,
+            Response::Unavailable(ref why) if why == "no directory server reachable"
+        ));
     }
-    assert_eq!(service.directory().asked().len(), 2);
+    assert!(!service.health().is_online());
+    assert_eq!(service.directory().asked().len(), 1, "once offline, nothing waits on the directory");
 }
 
 #[tokio::test]
@@ -217,7 +247,8 @@ async fn enumeration_comes_in_bounded_pages_closed_by_end_of_pages() {
 
 #[tokio::test]
 async fn an_enumeration_with_the_directory_down_is_unavailable() {
-    let service = service(FakeDirectory { down: true, ..FakeDirectory::with_alice() });
+    let service = service(FakeDirectory::with_alice());
+    service.directory().set_down(true);
     let reply = service.handle(Request::EnumerateUsers, ROOT).await;
     assert!(matches!(&reply, Reply::One(response) if matches!(**response, Response::Unavailable(_))));
 }
@@ -341,7 +372,9 @@ fn a_request_future_over_the_real_directory_stays_small() {
     let config =
         crate::config::Config::parse("t.toml".as_ref(), "[directory]\nuris=[\"ldap://x\"]\nbase=\"dc=x\"\n").unwrap();
     let ldap = crate::directory::LdapDirectory::new(&config.directory).unwrap();
-    let service = Service::new(ldap, config.cache, config.pam);
+    let service = Service::new(ldap, &config, Arc::new(Health::new(Duration::from_secs(5))), None);
     let size = std::mem::size_of_val(&service.handle(Request::EnumerateUsers, ROOT));
     assert!(size < 64 * 1024, "Service::handle's future is {size} bytes");
 }
+
+mod offline;
