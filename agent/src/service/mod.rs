@@ -92,6 +92,8 @@ pub struct Service<D> {
     /// failure count, and two at once would both count from the same number.
     offline_checks: tokio::sync::Mutex<()>,
     verifiers_in_flight: Arc<verifiers::InFlight>,
+    /// When each user's verifier was last made (in this run).
+    verifiers_made: Mutex<std::collections::HashMap<String, tokio::time::Instant>>,
     refresh_tx: mpsc::Sender<Refresh>,
     refresh_rx: Mutex<Option<mpsc::Receiver<Refresh>>>,
     /// Refreshes queued and not yet done, so a hot stale entry is refreshed once.
@@ -118,6 +120,7 @@ impl<D: Directory> Service<D> {
             pam: config.pam.clone(),
             offline_checks: tokio::sync::Mutex::new(()),
             verifiers_in_flight: Arc::default(),
+            verifiers_made: Mutex::default(),
             refresh_tx,
             refresh_rx: Mutex::new(Some(refresh_rx)),
             refreshing: Mutex::default(),

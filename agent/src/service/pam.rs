@@ -59,6 +59,9 @@ impl<D: Directory> Service<D> {
     /// authenticates (the account phase then refuses it) and must not be able to log in
     /// offline later with no account phase to stop it.
     async fn after_online_login(&self, user: &str, password: &Secret, context: &PamContext) {
+        if self.persist.is_none() || self.verifier_is_recent(user) {
+            return;
+        }
         match self.account_verdict(user, context).await {
             Response::AccountOk { .. } => self.remember_password(user, password),
             Response::Unavailable(_) => {}

@@ -3,8 +3,11 @@
 //! (`offline.max_age`, `max_failures`, `lockout`) live in [`crate::offline`]; this file runs
 //! them off the request thread and keeps the disk cache up to date.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tokio::sync::Notify;
 
@@ -15,6 +18,9 @@ use super::{Persist, Service, now_secs};
 use crate::cache::Write;
 use crate::directory::Directory;
 use crate::offline::{self, OfflineCheck};
+
+/// How often a user's verifier is made anew from a successful online login.
+const REHASH_EVERY: Duration = Duration::from_secs(600);
 
 /// The longest an offline check waits for verifiers still being made.
 const SETTLE: Duration = Duration::from_secs(2);
@@ -64,10 +70,23 @@ fn verifier_write(user: String, password: &Secret) -> Write {
 }
 
 impl<D: Directory> Service<D> {
+    /// Whether the user's verifier was made recently enough that this login need not make
+    /// another: Argon2 costs ~40 ms of CPU, and a burst of logins must not queue seconds of
+    /// hashing. A password changed elsewhere reaches the verifier at the first login after
+    /// [`REHASH_EVERY`]; one changed through Lanyard replaces it at once.
+    pub(super) fn verifier_is_recent(&self, user: &str) -> bool {
+        self.lock_rehashed().get(user).is_some_and(|made| made.elapsed() < REHASH_EVERY)
+    }
+
+    fn lock_rehashed(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.verifiers_made.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Replaces the user's verifier with one of `password`, in the background: hashing takes
     /// ~40 ms of CPU, which must not hold up the login that is answering now.
     pub(super) fn remember_password(&self, user: &str, password: &Secret) {
         let Some(persist) = &self.persist else { return };
+        self.lock_rehashed().insert(user.to_owned(), Instant::now());
         let (user, password, writer) = (user.to_owned(), password.clone(), persist.writer.clone());
         let in_flight = self.verifiers_in_flight.clone();
         in_flight.start();
@@ -91,6 +110,7 @@ impl<D: Directory> Service<D> {
     /// password must stop working offline at once.
     pub(super) async fn remember_password_now(&self, user: &str, password: &Secret) {
         let Some(persist) = &self.persist else { return };
+        self.lock_rehashed().insert(user.to_owned(), Instant::now());
         let (owned, password) = (user.to_owned(), password.clone());
         let write = tokio::task::spawn_blocking(move || verifier_write(owned, &password))
             .await
@@ -102,6 +122,7 @@ impl<D: Directory> Service<D> {
     }
 
     pub(super) fn forget_password(&self, user: &str) {
+        self.lock_rehashed().remove(user);
         self.write(Write::RemoveVerifier(user.to_owned()));
     }
 
