@@ -69,6 +69,10 @@ fn summarize(request: &Request) -> String {
         Request::ChangePassword { user, .. } => format!("password change {user:?}"),
         Request::OpenSession { user, .. } => format!("session {user:?}"),
         Request::Invalidate(what) => format!("invalidate {what:?}"),
+        Request::Status => "status".into(),
+        Request::Metrics => "metrics".into(),
+        Request::Trace(request) => format!("trace {}", summarize(request)),
+        Request::ClearCache => "clear the cache".into(),
     }
 }
 

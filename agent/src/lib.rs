@@ -11,6 +11,7 @@ pub mod directory;
 mod duration;
 pub mod handler;
 pub mod listener;
+pub mod metrics;
 pub mod offline;
 pub mod policy;
 mod ratelimit;

@@ -7,7 +7,7 @@
 //! first answer brings the agent back online.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -26,6 +26,8 @@ pub struct Health {
     since: Mutex<Instant>,
     went_offline: Notify,
     probe_interval: Duration,
+    /// When the directory last answered (Unix seconds), for `lanyardctl status`.
+    last_contact: AtomicU64,
 }
 
 impl Health {
@@ -35,6 +37,7 @@ impl Health {
             since: Mutex::new(Instant::now()),
             went_offline: Notify::new(),
             probe_interval,
+            last_contact: AtomicU64::new(0),
         }
     }
 
@@ -47,8 +50,22 @@ impl Health {
         match result {
             Err(e) if e.is_unreachable() => self.set_offline(e),
             // A server answered (even with an error result): it is reachable.
-            _ => self.set_online(),
+            _ => {
+                let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                self.last_contact.store(now, Ordering::Relaxed);
+                self.set_online();
+            }
         }
+    }
+
+    /// When the directory last answered, if it has since the start.
+    pub fn last_contact(&self) -> Option<u64> {
+        Some(self.last_contact.load(Ordering::Relaxed)).filter(|t| *t != 0)
+    }
+
+    /// How long the current state (online or offline) has held.
+    pub fn state_age(&self) -> Duration {
+        self.lock_since().elapsed()
     }
 
     fn set_offline(&self, why: &DirectoryError) {

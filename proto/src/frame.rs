@@ -136,7 +136,9 @@ pub fn read_body(reader: &mut impl Read, max: usize) -> Result<Zeroizing<Vec<u8>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Group, HomeDirectory, Invalidation, PamContext, Passwd, Request, Response, Secret};
+    use crate::{
+        AgentStatus, Group, HomeDirectory, Invalidation, PamContext, Passwd, Request, Response, Secret, Source,
+    };
 
     fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(message: T) {
         let frame = encode(&message, MAX_RESPONSE).unwrap();
@@ -188,6 +190,10 @@ mod tests {
             Request::Invalidate(Invalidation::User("alice".into())),
             Request::Invalidate(Invalidation::Group("staff".into())),
             Request::Invalidate(Invalidation::All),
+            Request::Status,
+            Request::Metrics,
+            Request::Trace(Box::new(Request::UserByUid(10001))),
+            Request::ClearCache,
         ] {
             round_trip(request);
         }
@@ -221,6 +227,17 @@ mod tests {
             },
             Response::SessionReady { home: None },
             Response::Invalidated,
+            Response::Status(Box::new(AgentStatus {
+                online: true,
+                server: Some("ldap://x".into()),
+                ..AgentStatus::default()
+            })),
+            Response::Metrics("lanyard_offline 0\n".into()),
+            Response::Traced {
+                response: Box::new(Response::NotFound),
+                source: Source::Disk { fetched_at: 1, stale: true },
+            },
+            Response::Cleared,
         ] {
             round_trip(response);
         }

@@ -24,7 +24,7 @@ pub mod testing;
 
 pub use client::{Client, ClientError, Deadlines};
 pub use frame::FrameError;
-pub use message::{Group, HomeDirectory, Invalidation, PamContext, Passwd, Request, Response};
+pub use message::{AgentStatus, Group, HomeDirectory, Invalidation, PamContext, Passwd, Request, Response, Source};
 pub use secret::Secret;
 
 /// Where the agent listens unless its configuration says otherwise. The NSS module cannot take

@@ -48,6 +48,16 @@ pub enum Request {
     /// Marks cached entries stale (they stay for offline use; the next lookup asks the
     /// directory). Root only: answered by [`Response::Invalidated`] or [`Response::Refused`].
     Invalidate(Invalidation),
+    /// `lanyardctl status`: answered by [`Response::Status`].
+    Status,
+    /// `lanyardctl metrics`: answered by [`Response::Metrics`] (Prometheus text format).
+    Metrics,
+    /// A lookup (by name, id, or the groups of a user) answered with where the answer came
+    /// from: [`Response::Traced`]. For `lanyardctl user` and `group`.
+    Trace(Box<Request>),
+    /// Wipes every cached answer, listing and offline verifier, in memory and on disk. Root
+    /// only: [`Response::Cleared`] or [`Response::Refused`].
+    ClearCache,
 }
 
 /// Which cached entries [`Request::Invalidate`] marks stale.
@@ -116,6 +126,54 @@ pub enum Response {
         home: Option<HomeDirectory>,
     },
     Invalidated,
+    Status(Box<AgentStatus>),
+    Metrics(String),
+    Traced {
+        response: Box<Response>,
+        source: Source,
+    },
+    Cleared,
+}
+
+/// Where an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Source {
+    /// Memory, fetched this many seconds ago.
+    Memory { age_secs: u64 },
+    /// The disk cache, fetched at this wall-clock time (Unix seconds); `stale` if older than
+    /// the ttl or invalidated (a refresh was queued).
+    Disk { fetched_at: u64, stale: bool },
+    /// The directory, just now.
+    Directory,
+    /// Nobody: refused before any lookup (a name that cannot exist, id 0), or offline with
+    /// nothing cached.
+    Nowhere,
+}
+
+/// What `lanyardctl status` shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    pub online: bool,
+    /// Seconds in the current state (online or offline).
+    pub state_secs: u64,
+    /// The server of the last successful connection, as configured (`ldap://...`).
+    pub server: Option<String>,
+    /// Its TLS protocol version, e.g. `TLSv1_3` (none for `danger-plaintext`).
+    pub tls_version: Option<String>,
+    /// When that server's certificate stops being valid (Unix seconds).
+    pub certificate_not_after: Option<u64>,
+    /// The last time the directory answered (Unix seconds).
+    pub last_contact: Option<u64>,
+    /// Entries in the disk cache.
+    pub disk_answers: u64,
+    pub disk_users: u64,
+    pub disk_groups: u64,
+    pub offline_verifiers: u64,
+    /// The oldest and newest `fetched_at` among disk answers (Unix seconds).
+    pub oldest_answer: Option<u64>,
+    pub newest_answer: Option<u64>,
+    /// Entries in memory.
+    pub memory_answers: u64,
 }
 
 /// A home directory the PAM module creates at session start, from `/etc/skel`.
@@ -178,6 +236,10 @@ impl Response {
                 None => "session ready".to_owned(),
             },
             Response::Invalidated => "invalidated".to_owned(),
+            Response::Status(status) => format!("status ({})", if status.online { "online" } else { "offline" }),
+            Response::Metrics(text) => format!("{} bytes of metrics", text.len()),
+            Response::Traced { response, source } => format!("{} from {source:?}", response.summary()),
+            Response::Cleared => "cleared".to_owned(),
         }
     }
 }

@@ -116,6 +116,15 @@ impl<K: Eq + Hash + Clone, V> Cache<K, V> {
         entries.insert(key, (stored_at, value, negative));
     }
 
+    /// Entries held, fresh or not yet dropped.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
     /// Forgets everything (an invalidation): the next lookups go to the disk cache, which
     /// knows what is stale, or to the directory.
     pub fn clear(&self) {

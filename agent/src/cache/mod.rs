@@ -10,5 +10,5 @@ pub mod writer;
 mod test_support;
 
 pub use memory::{Cache, Keep};
-pub use store::{Listing, Store, StoreError, StoreKey, Stored, Write};
+pub use store::{Listing, Store, StoreError, StoreKey, StoreSummary, Stored, Write};
 pub use writer::{StoreWriter, WriterHandle};

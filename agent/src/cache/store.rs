@@ -24,7 +24,7 @@ use std::sync::{PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lanyard_proto::{Group, Invalidation, Passwd, Response};
-use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, TableDefinition};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, warn};
@@ -92,6 +92,18 @@ impl Listing {
             Listing::Groups => "groups",
         }
     }
+}
+
+/// What the disk cache holds, for `lanyardctl status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreSummary {
+    pub answers: u64,
+    pub users: u64,
+    pub groups: u64,
+    pub verifiers: u64,
+    /// Oldest and newest `fetched_at` among the answers.
+    pub oldest: Option<u64>,
+    pub newest: Option<u64>,
 }
 
 /// One change, applied with others in a batch by [`Store::apply`].
@@ -249,6 +261,25 @@ impl Store {
 
     pub fn verifier(&self, user: &str) -> Result<Option<Verifier>, StoreError> {
         self.get(VERIFIERS, user)
+    }
+
+    /// Counts and ages for `lanyardctl status`. Reads every answer's head (not its value).
+    pub fn summary(&self) -> Result<StoreSummary, StoreError> {
+        let txn = self.with_db(|db| db.begin_read().map_err(db_error))?;
+        let answers = txn.open_table(ANSWERS).map_err(db_error)?;
+        let mut summary = StoreSummary::default();
+        for entry in answers.iter().map_err(db_error)? {
+            let (_, value) = entry.map_err(db_error)?;
+            let (head, _) = postcard::take_from_bytes::<StoredHead>(value.value())?;
+            summary.answers += 1;
+            summary.oldest = Some(summary.oldest.map_or(head.fetched_at, |t: u64| t.min(head.fetched_at)));
+            summary.newest = Some(summary.newest.map_or(head.fetched_at, |t: u64| t.max(head.fetched_at)));
+        }
+        summary.verifiers = txn.open_table(VERIFIERS).map_err(db_error)?.len().map_err(db_error)?;
+        drop(txn);
+        summary.users = self.users()?.map_or(0, |s| s.value.len() as u64);
+        summary.groups = self.groups()?.map_or(0, |s| s.value.len() as u64);
+        Ok(summary)
     }
 
     fn get<K: redb::Key + 'static, T: DeserializeOwned>(

@@ -27,6 +27,8 @@ const MIN_ATTEMPT: Duration = Duration::from_millis(50);
 pub struct LdapDirectory {
     /// Searches, bound as the service account.
     pool: Pool,
+    servers: Vec<crate::config::Server>,
+    order: Arc<ServerOrder>,
     /// Binds as end users (logins, password changes), one user at a time per connection.
     pub(super) binder: Pool,
     pub(super) users: UserMap,
@@ -41,7 +43,9 @@ impl LdapDirectory {
         let order = Arc::new(ServerOrder::new(config.servers.len()));
         Ok(LdapDirectory {
             pool: Pool::new(config, tls.clone(), order.clone(), Identity::ServiceAccount),
-            binder: Pool::new(config, tls, order, Identity::BindsPerUse),
+            binder: Pool::new(config, tls, order.clone(), Identity::BindsPerUse),
+            servers: config.servers.clone(),
+            order,
             users: config.users.clone(),
             groups: config.groups.clone(),
             timeout: config.timeout,
@@ -235,6 +239,10 @@ impl Directory for LdapDirectory {
         let entries =
             self.search(&self.users.base, &self.users.filter, &mapping::user_attributes(&self.users), true).await?;
         Ok(map_all(entries, |e| mapping::user(&e.attrs, &self.users, None), |p| &p.name, "user"))
+    }
+
+    fn server_in_use(&self) -> Option<String> {
+        self.order.in_use().and_then(|i| self.servers.get(i)).map(|s| s.uri.clone())
     }
 
     async fn probe(&self) -> Result<(), DirectoryError> {

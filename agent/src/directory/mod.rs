@@ -76,6 +76,8 @@ pub trait Directory: Send + Sync + 'static {
     fn groups_of_user(&self, user: &str) -> impl Future<Output = Result<Vec<u32>, DirectoryError>> + Send;
     fn all_users(&self) -> impl Future<Output = Result<Vec<Passwd>, DirectoryError>> + Send;
     fn all_groups(&self) -> impl Future<Output = Result<Vec<Group>, DirectoryError>> + Send;
+    /// The server of the last successful connection, as configured, for `lanyardctl status`.
+    fn server_in_use(&self) -> Option<String>;
     /// A cheap operation that succeeds only when a server answers (the offline prober).
     fn probe(&self) -> impl Future<Output = Result<(), DirectoryError>> + Send;
     /// Binds as the user with `password` (never empty: the service refuses that first).

@@ -15,11 +15,13 @@ pub const HOLD_BACK: Duration = Duration::from_secs(30);
 pub struct ServerOrder {
     /// Per configured server: tried last until then.
     held_back_until: Mutex<Vec<Option<Instant>>>,
+    /// The server of the last successful connection.
+    last_worked: Mutex<Option<usize>>,
 }
 
 impl ServerOrder {
     pub fn new(servers: usize) -> ServerOrder {
-        ServerOrder { held_back_until: Mutex::new(vec![None; servers]) }
+        ServerOrder { held_back_until: Mutex::new(vec![None; servers]), last_worked: Mutex::new(None) }
     }
 
     /// Indexes of the servers in the order to try them now.
@@ -41,6 +43,12 @@ impl ServerOrder {
         if let Some(slot) = self.lock().get_mut(server) {
             *slot = None;
         }
+        *self.last_worked.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(server);
+    }
+
+    /// The index of the server of the last successful connection.
+    pub fn in_use(&self) -> Option<usize> {
+        *self.last_worked.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Option<Instant>>> {

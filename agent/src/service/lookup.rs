@@ -13,7 +13,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use lanyard_proto::name::is_valid_name;
-use lanyard_proto::{Group, Passwd, Response};
+use lanyard_proto::{Group, Passwd, Response, Source};
 use tracing::debug;
 
 use super::{Fetched, Reply, Service, age_of, now_secs};
@@ -30,43 +30,66 @@ pub enum Refresh {
 
 impl<D: Directory> Service<D> {
     pub(super) async fn lookup(&self, key: StoreKey) -> Arc<Response> {
+        self.lookup_traced(key).await.0
+    }
+
+    /// A lookup's answer and where it came from.
+    pub(super) async fn lookup_traced(&self, key: StoreKey) -> (Arc<Response>, Source) {
+        self.metrics.lookups.inc();
         match &key {
             // Refused before any traffic: such a name cannot exist, and it cannot reach a filter.
             StoreKey::UserByName(name) | StoreKey::GroupByName(name) | StoreKey::GroupsOfUser(name)
                 if !is_valid_name(name) =>
             {
-                return Arc::new(Response::NotFound);
+                return (Arc::new(Response::NotFound), Source::Nowhere);
             }
             // Root is the machine's own; the directory is never asked for id 0.
-            StoreKey::UserByUid(0) | StoreKey::GroupByGid(0) => return Arc::new(Response::NotFound),
+            StoreKey::UserByUid(0) | StoreKey::GroupByGid(0) => return (Arc::new(Response::NotFound), Source::Nowhere),
             _ => {}
         }
         if let Some((hit, age)) = self.answers.get_with_age(&key) {
             if age > self.ttl.ttl * 3 / 4 && !matches!(*hit, Response::NotFound) && self.health.is_online() {
                 self.queue(Refresh::Answer(key));
             }
-            return hit;
+            self.metrics.cache_memory_hits.inc();
+            return (hit, Source::Memory { age_secs: age.as_secs() });
         }
         let stored = self.stored_answer(&key);
         if !self.health.is_online() {
-            return Arc::new(stored.map_or_else(offline_and_not_cached, |s| s.value));
+            return self.offline_answer(stored);
         }
         if let Some(stored) = stored {
             let age = age_of(stored.fetched_at);
             let response = Arc::new(stored.value);
-            if stored.stale || stored.fetched_at > now_secs() || age >= self.ttl.ttl {
+            let stale = stored.stale || stored.fetched_at > now_secs() || age >= self.ttl.ttl;
+            if stale {
+                self.metrics.cache_stale_answers.inc();
                 self.queue(Refresh::Answer(key));
             } else {
+                self.metrics.cache_disk_hits.inc();
                 self.answers.insert_aged(key, response.clone(), false, age);
             }
-            return response;
+            return (response, Source::Disk { fetched_at: stored.fetched_at, stale });
         }
+        self.metrics.cache_misses.inc();
         let response = self.answers.get_or_fetch(key.clone(), || self.ask_directory(&key), keep).await;
         if matches!(*response, Response::Unavailable(_)) && !self.health.is_online() {
             // The directory just went away; a concurrent writer may have stored this meanwhile.
-            return Arc::new(self.stored_answer(&key).map_or_else(offline_and_not_cached, |s| s.value));
+            return self.offline_answer(self.stored_answer(&key));
         }
-        response
+        (response, Source::Directory)
+    }
+
+    /// Offline: what the disk holds, at any age, or "unavailable".
+    fn offline_answer(&self, stored: Option<Stored<Response>>) -> (Arc<Response>, Source) {
+        match stored {
+            Some(stored) => {
+                self.metrics.cache_stale_answers.inc();
+                let source = Source::Disk { fetched_at: stored.fetched_at, stale: true };
+                (Arc::new(stored.value), source)
+            }
+            None => (Arc::new(offline_and_not_cached()), Source::Nowhere),
+        }
     }
 
     fn stored_answer(&self, key: &StoreKey) -> Option<Stored<Response>> {

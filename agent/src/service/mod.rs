@@ -17,10 +17,12 @@ use tokio::sync::mpsc;
 use crate::cache::{Cache, Store, StoreKey, Write, WriterHandle};
 use crate::config::{CacheConfig, Config, OfflineConfig, PamConfig};
 use crate::directory::{Directory, DirectoryError};
+use crate::metrics::Metrics;
 use crate::policy::Caller;
 use crate::ratelimit::FailureLimiter;
 use crate::state::Health;
 
+mod admin;
 mod lookup;
 mod pam;
 mod verifiers;
@@ -81,6 +83,7 @@ pub struct Service<D> {
     directory: D,
     health: Arc<Health>,
     persist: Option<Persist>,
+    metrics: Metrics,
     answers: Cache<StoreKey, Response>,
     users: Cache<(), Fetched<Passwd>>,
     groups: Cache<(), Fetched<Group>>,
@@ -111,6 +114,7 @@ impl<D: Directory> Service<D> {
             directory,
             health,
             persist,
+            metrics: Metrics::default(),
             answers: Cache::new(config.cache),
             users: Cache::new(config.cache),
             groups: Cache::new(config.cache),
@@ -136,6 +140,10 @@ impl<D: Directory> Service<D> {
         &self.health
     }
 
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     pub async fn handle(&self, request: Request, caller: Caller) -> Reply {
         let one = |response: Response| Reply::One(Arc::new(response));
         match request {
@@ -155,6 +163,13 @@ impl<D: Directory> Service<D> {
             }
             Request::OpenSession { user, context: _ } => one(self.open_session(caller, &user).await),
             Request::Invalidate(what) => one(self.invalidate(caller, what)),
+            Request::Status => one(self.status()),
+            Request::Metrics => {
+                self.metrics.offline.set(i64::from(!self.health.is_online()));
+                one(Response::Metrics(self.metrics.render()))
+            }
+            Request::Trace(request) => one(self.trace(*request).await),
+            Request::ClearCache => one(self.clear_cache(caller).await),
         }
     }
 

@@ -75,10 +75,10 @@ impl<D: Directory> Service<D> {
     /// hashing. A password changed elsewhere reaches the verifier at the first login after
     /// [`REHASH_EVERY`]; one changed through Lanyard replaces it at once.
     pub(super) fn verifier_is_recent(&self, user: &str) -> bool {
-        self.lock_rehashed().get(user).is_some_and(|made| made.elapsed() < REHASH_EVERY)
+        self.lock_verifiers_made().get(user).is_some_and(|made| made.elapsed() < REHASH_EVERY)
     }
 
-    fn lock_rehashed(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+    pub(super) fn lock_verifiers_made(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
         self.verifiers_made.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
@@ -86,7 +86,7 @@ impl<D: Directory> Service<D> {
     /// ~40 ms of CPU, which must not hold up the login that is answering now.
     pub(super) fn remember_password(&self, user: &str, password: &Secret) {
         let Some(persist) = &self.persist else { return };
-        self.lock_rehashed().insert(user.to_owned(), Instant::now());
+        self.lock_verifiers_made().insert(user.to_owned(), Instant::now());
         let (user, password, writer) = (user.to_owned(), password.clone(), persist.writer.clone());
         let in_flight = self.verifiers_in_flight.clone();
         in_flight.start();
@@ -110,7 +110,7 @@ impl<D: Directory> Service<D> {
     /// password must stop working offline at once.
     pub(super) async fn remember_password_now(&self, user: &str, password: &Secret) {
         let Some(persist) = &self.persist else { return };
-        self.lock_rehashed().insert(user.to_owned(), Instant::now());
+        self.lock_verifiers_made().insert(user.to_owned(), Instant::now());
         let (owned, password) = (user.to_owned(), password.clone());
         let write = tokio::task::spawn_blocking(move || verifier_write(owned, &password))
             .await
@@ -122,7 +122,7 @@ impl<D: Directory> Service<D> {
     }
 
     pub(super) fn forget_password(&self, user: &str) {
-        self.lock_rehashed().remove(user);
+        self.lock_verifiers_made().remove(user);
         self.write(Write::RemoveVerifier(user.to_owned()));
     }
 

@@ -79,6 +79,9 @@ impl Directory for FakeDirectory {
         self.record("all users".into())?;
         Ok(self.users.clone())
     }
+    fn server_in_use(&self) -> Option<String> {
+        Some("ldap://fake".into())
+    }
     async fn probe(&self) -> Result<(), DirectoryError> {
         self.record("probe".into())
     }
