@@ -5,7 +5,9 @@ use lanyard_tests::fixture::READER_DN;
 use lanyard_tests::slapd::closed_port;
 use lanyard_tests::{Agent, AgentConfig, Namespace, Slapd};
 
-use crate::common::{assert_not_found, assert_success, setup, setup_with};
+use crate::common::{
+    NSS_STATUS_UNAVAIL, assert_not_found, assert_nss_status, assert_success, getpwnam_status, setup, setup_with,
+};
 
 const ALICE_LINE: &str = "alice:x:10001:10000:Alice Liddell:/home/alice:/bin/bash\n";
 
@@ -41,6 +43,9 @@ fn wrong_ca_means_no_connection_and_a_log_line_saying_why() {
     let ns = Namespace::for_agent(&agent).unwrap();
 
     assert_not_found(&ns.getent("passwd", &["alice"]).unwrap(), &agent);
+    // getent cannot tell, but the module must: the directory was never asked, so UNAVAIL, and
+    // never NOTFOUND (which `[NOTFOUND=return]` would take as "no such user").
+    assert_nss_status(&getpwnam_status(&ns, "alice"), NSS_STATUS_UNAVAIL, &agent);
 
     let log = agent.log();
     let lower = log.to_lowercase();
@@ -60,6 +65,8 @@ fn danger_plaintext_is_logged_and_refused_by_a_tls_only_directory() {
     let ns = Namespace::for_agent(&agent).unwrap();
 
     assert_not_found(&ns.getent("passwd", &["alice"]).unwrap(), &agent);
+    // The directory refused to answer: UNAVAIL, never NOTFOUND.
+    assert_nss_status(&getpwnam_status(&ns, "alice"), NSS_STATUS_UNAVAIL, &agent);
 
     let log = agent.log();
     assert!(log.lines().any(|l| l.contains("WARN") && l.contains("danger-plaintext")), "no warning:\n{log}");
