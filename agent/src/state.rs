@@ -6,8 +6,8 @@
 //! `offline.probe_interval`, with jitter so a fleet of laptops does not knock in step. The
 //! first answer brings the agent back online.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::directory::{Directory, DirectoryError};
+use crate::metrics::Metrics;
 
 /// The prober's first wait.
 const FIRST_PROBE: Duration = Duration::from_secs(1);
@@ -28,16 +29,23 @@ pub struct Health {
     probe_interval: Duration,
     /// When the directory last answered (Unix seconds), for `lanyardctl status`.
     last_contact: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 impl Health {
     pub fn new(probe_interval: Duration) -> Health {
+        Health::with_metrics(probe_interval, Arc::default())
+    }
+
+    /// Transitions are recorded in `metrics` (the offline gauge and time offline).
+    pub fn with_metrics(probe_interval: Duration, metrics: Arc<Metrics>) -> Health {
         Health {
             online: AtomicBool::new(true),
             since: Mutex::new(Instant::now()),
             went_offline: Notify::new(),
             probe_interval,
             last_contact: AtomicU64::new(0),
+            metrics,
         }
     }
 
@@ -71,6 +79,7 @@ impl Health {
     fn set_offline(&self, why: &DirectoryError) {
         if self.online.swap(false, Ordering::AcqRel) {
             *self.lock_since() = Instant::now();
+            self.metrics.set_offline(true);
             warn!("directory unreachable, now offline: answering from the cache until it returns ({why})");
             self.went_offline.notify_one();
         }
@@ -80,6 +89,7 @@ impl Health {
         if !self.online.swap(true, Ordering::AcqRel) {
             let offline_for = self.lock_since().elapsed();
             *self.lock_since() = Instant::now();
+            self.metrics.set_offline(false);
             info!("directory reachable again, back online after {offline_for:.1?}");
         }
     }

@@ -26,6 +26,16 @@ pub struct Config {
     pub cache: CacheConfig,
     pub offline: OfflineConfig,
     pub pam: PamConfig,
+    /// The level from `log_level` (default `info`); `RUST_LOG` overrides it.
+    pub log_level: String,
+    pub metrics: MetricsConfig,
+}
+
+/// The optional HTTP listener for scrapers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MetricsConfig {
+    /// A loopback address; `None`: no listener.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug)]
@@ -200,6 +210,17 @@ impl Config {
             return Err(error("offline.probe_interval", "must be at least 100ms".into()));
         }
         let pam = pam_config(&raw.pam, &error, &duration)?;
+        let log_level = raw.log_level.as_deref().map_or("info", str::trim).to_ascii_lowercase();
+        // Only levels: a typo must not read as a filter for a target named like it. Finer
+        // filters (per target) go in RUST_LOG.
+        if !["off", "error", "warn", "info", "debug", "trace"].contains(&log_level.as_str()) {
+            return Err(error(
+                "log_level",
+                format!("{log_level:?} is not one of error, warn, info, debug, trace, off (RUST_LOG takes filters)"),
+            ));
+        }
+        let listen = raw.metrics.listen.as_deref().map(metrics_listen).transpose();
+        let metrics = MetricsConfig { listen: listen.map_err(|m| error("metrics.listen", m))? };
         Ok(Config {
             path: path.to_owned(),
             socket: raw.socket.unwrap_or_else(|| lanyard_proto::DEFAULT_SOCKET.into()),
@@ -208,8 +229,24 @@ impl Config {
             cache,
             offline,
             pam,
+            log_level,
+            metrics,
         })
     }
+}
+
+/// The metrics listener's address: loopback only, since the metrics say who is offline and how
+/// often logins fail, and the listener has no authentication.
+fn metrics_listen(text: &str) -> Result<std::net::SocketAddr, String> {
+    let address: std::net::SocketAddr =
+        text.parse().map_err(|_| format!("{text:?} is not an address like \"127.0.0.1:9775\" or \"[::1]:9775\""))?;
+    if !address.ip().is_loopback() {
+        return Err(format!(
+            "{text:?} is not a loopback address; the metrics listener has no authentication and only listens on \
+             127.0.0.1 or ::1 (put a proxy in front of it to serve other hosts)"
+        ));
+    }
+    Ok(address)
 }
 
 fn pam_config(raw: &raw::RawPam, error: &ErrorFn, duration: &DurationFn) -> Result<PamConfig, ConfigError> {

@@ -10,6 +10,8 @@ use serde::Deserialize;
 pub struct RawConfig {
     pub socket: Option<PathBuf>,
     pub cache_dir: Option<PathBuf>,
+    /// `error`, `warn`, `info`, `debug` or `trace`.
+    pub log_level: Option<String>,
     pub directory: RawDirectory,
     #[serde(default)]
     pub cache: RawCache,
@@ -17,6 +19,8 @@ pub struct RawConfig {
     pub offline: RawOffline,
     #[serde(default)]
     pub pam: RawPam,
+    #[serde(default)]
+    pub metrics: RawMetrics,
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,4 +105,11 @@ pub struct RawPam {
     pub home_mode: Option<String>,
     pub max_failures: Option<u32>,
     pub failure_window: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// `host:port` of the HTTP listener for scrapers, loopback only; absent: no listener.
+    pub listen: Option<String>,
 }

@@ -191,3 +191,36 @@ fn pam_settings_are_checked() {
         assert!(message.contains(key), "{text}: {message}");
     }
 }
+
+#[test]
+fn metrics_listener_is_off_by_default_and_log_level_is_info() {
+    let config = parse(MINIMAL).unwrap();
+    assert_eq!(config.metrics.listen, None);
+    assert_eq!(config.log_level, "info");
+}
+
+#[test]
+fn metrics_listener_takes_a_loopback_address() {
+    let config = parse(&format!("{MINIMAL}[metrics]\nlisten = \"127.0.0.1:9775\"\n")).unwrap();
+    assert_eq!(config.metrics.listen, Some("127.0.0.1:9775".parse().unwrap()));
+    let config = parse(&format!("{MINIMAL}[metrics]\nlisten = \"[::1]:9775\"\n")).unwrap();
+    assert_eq!(config.metrics.listen, Some("[::1]:9775".parse().unwrap()));
+}
+
+#[test]
+fn metrics_listener_on_a_non_loopback_address_is_refused_naming_the_key() {
+    for address in ["0.0.0.0:9775", "192.0.2.1:9775", "[::]:9775"] {
+        let message = error_of(&format!("{MINIMAL}[metrics]\nlisten = \"{address}\"\n"));
+        assert!(message.contains("metrics.listen") && message.contains("loopback"), "{message}");
+    }
+    let message = error_of(&format!("{MINIMAL}[metrics]\nlisten = \"localhost\"\n"));
+    assert!(message.contains("metrics.listen"), "{message}");
+}
+
+#[test]
+fn log_level_takes_a_level_and_refuses_a_typo() {
+    let config = parse(&format!("log_level = \"debug\"\n{MINIMAL}")).unwrap();
+    assert_eq!(config.log_level, "debug");
+    let message = error_of(&format!("log_level = \"inof\"\n{MINIMAL}"));
+    assert!(message.contains("log_level"), "{message}");
+}

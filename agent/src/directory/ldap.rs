@@ -20,6 +20,7 @@ use super::pool::{Identity, Pool, ldap3_result_text};
 use super::servers::ServerOrder;
 use super::{AccountState, Directory, DirectoryError, PasswordChange, PasswordCheck, filter, mapping, tls};
 use crate::config::{DirectoryConfig, GroupMap, UserMap};
+use crate::metrics::Metrics;
 
 /// Below this much budget left, a retry is not worth starting.
 const MIN_ATTEMPT: Duration = Duration::from_millis(50);
@@ -35,21 +36,31 @@ pub struct LdapDirectory {
     groups: GroupMap,
     pub(super) timeout: Duration,
     page_size: u32,
+    pub(super) metrics: Arc<Metrics>,
 }
 
 impl LdapDirectory {
     pub fn new(config: &DirectoryConfig) -> Result<LdapDirectory, String> {
+        LdapDirectory::with_metrics(config, Arc::default())
+    }
+
+    /// Connections, binds and searches are recorded in `metrics`.
+    pub fn with_metrics(config: &DirectoryConfig, metrics: Arc<Metrics>) -> Result<LdapDirectory, String> {
         let tls = tls::client_config(&config.trust)?;
         let order = Arc::new(ServerOrder::new(config.servers.len()));
+        for server in &config.servers {
+            metrics.add_server(&server.uri);
+        }
         Ok(LdapDirectory {
-            pool: Pool::new(config, tls.clone(), order.clone(), Identity::ServiceAccount),
-            binder: Pool::new(config, tls, order.clone(), Identity::BindsPerUse),
+            pool: Pool::new(config, tls.clone(), order.clone(), Identity::ServiceAccount, metrics.clone()),
+            binder: Pool::new(config, tls, order.clone(), Identity::BindsPerUse, metrics.clone()),
             servers: config.servers.clone(),
             order,
             users: config.users.clone(),
             groups: config.groups.clone(),
             timeout: config.timeout,
             page_size: config.page_size,
+            metrics,
         })
     }
 
@@ -118,21 +129,26 @@ impl LdapDirectory {
     ) -> Result<Vec<SearchEntry>, DirectoryError> {
         debug!(base, filter, "search");
         let page_size = i32::try_from(self.page_size).unwrap_or(i32::MAX);
-        self.with_retry("search", |mut ldap| async move {
-            let adapters: Vec<Box<dyn Adapter<_, _>>> = if paged {
-                vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(page_size))]
-            } else {
-                vec![Box::new(EntriesOnly::new())]
-            };
-            let mut stream = ldap.streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec()).await?;
-            let mut entries = Vec::new();
-            while let Some(entry) = stream.next().await? {
-                entries.push(SearchEntry::construct(entry));
-            }
-            stream.finish().await.success()?;
-            Ok(entries)
-        })
-        .await
+        let started = Instant::now();
+        let result = self
+            .with_retry("search", |mut ldap| async move {
+                let adapters: Vec<Box<dyn Adapter<_, _>>> = if paged {
+                    vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(page_size))]
+                } else {
+                    vec![Box::new(EntriesOnly::new())]
+                };
+                let mut stream =
+                    ldap.streaming_search_with(adapters, base, Scope::Subtree, filter, attrs.to_vec()).await?;
+                let mut entries = Vec::new();
+                while let Some(entry) = stream.next().await? {
+                    entries.push(SearchEntry::construct(entry));
+                }
+                stream.finish().await.success()?;
+                Ok(entries)
+            })
+            .await;
+        self.metrics.search(started.elapsed());
+        result
     }
 
     async fn one_user(

@@ -13,8 +13,9 @@ use ldap3::{Ldap, LdapError, SearchEntry};
 use tracing::warn;
 
 use super::ldap::{LdapDirectory, first_mapped};
-use super::pool::ldap3_result_text;
+use super::pool::{bind_result, ldap3_result_text};
 use super::{AccountState, DirectoryError, PasswordChange, PasswordCheck, filter, mapping};
+use crate::metrics::{BindKind, BindResult};
 
 /// Read for the account phase beside the `passwd` attributes.
 const ACCOUNT_ATTRIBUTES: [&str; 5] =
@@ -80,7 +81,9 @@ impl LdapDirectory {
         };
         let dn = entry.dn.as_str();
         let result =
-            self.on_own_connection("bind", |mut ldap| async move { ldap.simple_bind(dn, password).await }).await?;
+            self.on_own_connection("bind", |mut ldap| async move { ldap.simple_bind(dn, password).await }).await;
+        self.metrics.bind(BindKind::User, result.as_ref().map_or(BindResult::Error, |r| bind_result(r.rc)));
+        let result = result?;
         match result.rc {
             0 => Ok(PasswordCheck::Accepted),
             INVALID_CREDENTIALS => Ok(PasswordCheck::Rejected),
@@ -125,8 +128,10 @@ impl LdapDirectory {
                     return Ok(PasswordChange::WrongOldPassword);
                 };
                 let modify = PasswordModify { user_id: None, old_pass: Some(old), new_pass: Some(new) };
+                let metrics = &self.metrics;
                 self.on_own_connection("password change", |mut ldap| async move {
                     let bind = ldap.simple_bind(dn, old).await?;
+                    metrics.bind(BindKind::User, bind_result(bind.rc));
                     if bind.rc != 0 {
                         return Ok((bind.rc, bind.text));
                     }

@@ -24,6 +24,7 @@ use zeroize::Zeroizing;
 use super::DirectoryError;
 use super::servers::ServerOrder;
 use crate::config::{DirectoryConfig, Server, ServiceAccount, Transport};
+use crate::metrics::{BindKind, BindResult, Metrics, OpenConnection};
 
 /// A live connection lent out by the pool. Unless [`Lease::keep`] is called, dropping it
 /// discards the connection: an operation that failed, stalled or was cancelled (the
@@ -64,6 +65,8 @@ struct Live {
     ldap: Ldap,
     server: Arc<str>,
     serial: u64,
+    /// Counts the connection in the metrics while it is held.
+    _open: OpenConnection,
 }
 
 /// Who a pool's connections are bound as.
@@ -108,10 +111,17 @@ pub struct Pool {
     slots: Vec<Mutex<Option<Live>>>,
     next_slot: AtomicUsize,
     next_serial: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 impl Pool {
-    pub fn new(config: &DirectoryConfig, tls: Arc<ClientConfig>, order: Arc<ServerOrder>, identity: Identity) -> Pool {
+    pub fn new(
+        config: &DirectoryConfig,
+        tls: Arc<ClientConfig>,
+        order: Arc<ServerOrder>,
+        identity: Identity,
+        metrics: Arc<Metrics>,
+    ) -> Pool {
         let account = match identity {
             Identity::BindsPerUse => None,
             Identity::ServiceAccount => config.service_account.as_ref().map(|ServiceAccount { dn, password }| {
@@ -128,6 +138,7 @@ impl Pool {
             slots: (0..config.pool_size).map(|_| Mutex::new(None)).collect(),
             next_slot: AtomicUsize::new(0),
             next_serial: AtomicU64::new(0),
+            metrics,
         }
     }
 
@@ -166,7 +177,8 @@ impl Pool {
         if live.is_none() {
             let (ldap, server) = self.connect_any().await?;
             let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
-            *live = Some(Live { ldap, server, serial });
+            let _open = self.metrics.connection_opened(&server);
+            *live = Some(Live { ldap, server, serial, _open });
         }
         live.as_mut().ok_or_else(|| DirectoryError::Unreachable("connection vanished".into()))
     }
@@ -188,6 +200,7 @@ impl Pool {
                 Ok(Ok(ldap)) => {
                     self.order.worked(index);
                     info!(server = %server.uri, "connected to the directory");
+                    self.read_certificate_expiry(server);
                     return Ok((ldap, server.uri.as_str().into()));
                 }
                 Ok(Err(why)) => {
@@ -204,6 +217,25 @@ impl Pool {
             }
         }
         Err(DirectoryError::Unreachable(failures.join("; ")))
+    }
+
+    /// Reads `server`'s certificate expiry into the metrics, in the background and at most
+    /// hourly: an extra handshake, never on a request's path.
+    fn read_certificate_expiry(&self, server: &Server) {
+        if server.transport == Transport::DangerPlaintext || !self.metrics.certificate_read_due(&server.uri) {
+            return;
+        }
+        let (server, tls, timeout, metrics) = (server.clone(), self.tls.clone(), self.timeout, self.metrics.clone());
+        tokio::spawn(async move {
+            match super::inspect::probe_tls(&server, tls, timeout).await {
+                Ok(Some(report)) => match report.not_after {
+                    Some(not_after) => metrics.set_certificate_expiry(&server.uri, not_after),
+                    None => debug!(server = %server.uri, "the certificate's expiry could not be read"),
+                },
+                Ok(None) => {}
+                Err(why) => debug!(server = %server.uri, "cannot read the certificate's expiry: {why}"),
+            }
+        });
     }
 
     async fn connect(&self, server: &Server) -> Result<Ldap, String> {
@@ -228,7 +260,9 @@ impl Pool {
             }
         });
         if let Some((dn, password)) = &self.account {
-            let result = ldap.simple_bind(dn, password).await.map_err(|e| describe(&e, server))?;
+            let result = ldap.simple_bind(dn, password).await;
+            self.metrics.bind(BindKind::Service, result.as_ref().map_or(BindResult::Error, |r| bind_result(r.rc)));
+            let result = result.map_err(|e| describe(&e, server))?;
             if result.rc != 0 {
                 return Err(format!("service bind as {dn} refused: {}", ldap3_result_text(result.rc, &result.text)));
             }
@@ -252,6 +286,15 @@ fn describe(error: &ldap3::LdapError, server: &Server) -> String {
             format!("StartTLS refused: {}", ldap3_result_text(result.rc, &result.text))
         }
         other => other.to_string(),
+    }
+}
+
+/// A bind's result code as the metrics count it.
+pub fn bind_result(rc: u32) -> BindResult {
+    match rc {
+        0 => BindResult::Success,
+        49 => BindResult::InvalidCredentials,
+        _ => BindResult::Error,
     }
 }
 

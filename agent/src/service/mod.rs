@@ -83,7 +83,7 @@ pub struct Service<D> {
     directory: D,
     health: Arc<Health>,
     persist: Option<Persist>,
-    metrics: Metrics,
+    metrics: Arc<Metrics>,
     answers: Cache<StoreKey, Response>,
     users: Cache<(), Fetched<Passwd>>,
     groups: Cache<(), Fetched<Group>>,
@@ -107,6 +107,18 @@ pub struct Service<D> {
 
 impl<D: Directory> Service<D> {
     pub fn new(directory: D, config: &Config, health: Arc<Health>, persist: Option<Persist>) -> Service<D> {
+        Service::with_metrics(directory, config, health, persist, Arc::default())
+    }
+
+    /// Like [`Service::new`], recording into `metrics`, which the directory and `health` may
+    /// share.
+    pub fn with_metrics(
+        directory: D,
+        config: &Config,
+        health: Arc<Health>,
+        persist: Option<Persist>,
+        metrics: Arc<Metrics>,
+    ) -> Service<D> {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map_or_else(|_| "localhost".into(), |h| h.trim().to_owned());
         let (refresh_tx, refresh_rx) = mpsc::channel(REFRESH_QUEUE);
@@ -114,7 +126,7 @@ impl<D: Directory> Service<D> {
             directory,
             health,
             persist,
-            metrics: Metrics::default(),
+            metrics,
             answers: Cache::new(config.cache),
             users: Cache::new(config.cache),
             groups: Cache::new(config.cache),
@@ -140,7 +152,7 @@ impl<D: Directory> Service<D> {
         &self.health
     }
 
-    pub fn metrics(&self) -> &Metrics {
+    pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
 
@@ -164,10 +176,7 @@ impl<D: Directory> Service<D> {
             Request::OpenSession { user, context: _ } => one(self.open_session(caller, &user).await),
             Request::Invalidate(what) => one(self.invalidate(caller, what)),
             Request::Status => one(self.status()),
-            Request::Metrics => {
-                self.metrics.offline.set(i64::from(!self.health.is_online()));
-                one(Response::Metrics(self.metrics.render()))
-            }
+            Request::Metrics => one(Response::Metrics(self.metrics.render())),
             Request::Trace(request) => one(self.trace(*request).await),
             Request::ClearCache => one(self.clear_cache(caller).await),
         }

@@ -28,7 +28,7 @@ impl<D: Directory> Service<D> {
         let response = match self.user_for(caller, user).await {
             Err(response) => response,
             Ok(_) => match self.limiter.check(user, caller.uid) {
-                Err(wait) => too_many(wait),
+                Err(wait) => self.refused_for_failures(wait),
                 // Never bind with an empty password (RFC 4513 5.1.2): it is simply wrong.
                 Ok(()) if password.is_empty() => self.failed(user, caller),
                 Ok(()) if !self.health.is_online() => self.authenticate_offline(user, password).await,
@@ -147,7 +147,7 @@ impl<D: Directory> Service<D> {
                 Response::Unavailable("offline: passwords can only be changed while the directory is reachable".into())
             }
             Ok(_) => match self.limiter.check(user, caller.uid) {
-                Err(wait) => too_many(wait),
+                Err(wait) => self.refused_for_failures(wait),
                 Ok(()) => {
                     let result = self.directory.change_password(user, old, new).await;
                     self.health.observe(&result);
@@ -195,6 +195,11 @@ impl<D: Directory> Service<D> {
         };
         may_act_for(&caller, passwd).map_err(Response::Refused)?;
         Ok(passwd.clone())
+    }
+
+    fn refused_for_failures(&self, wait: std::time::Duration) -> Response {
+        self.metrics.rate_limited.inc();
+        too_many(wait)
     }
 
     fn failed(&self, user: &str, caller: Caller) -> Response {
