@@ -5,7 +5,8 @@
 set -euo pipefail
 # libfaketime: the offline tests run the agent with its wall clock moved ahead (verifier ages).
 packages=(slapd ldap-utils libpam0g-dev libclang-dev pamtester util-linux ca-certificates
-  openssh-server openssh-client sshpass libfaketime)
+  openssh-server openssh-client sshpass libfaketime
+  python3-prometheus-client)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

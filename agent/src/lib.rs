@@ -6,12 +6,17 @@
 //! [`directory`] (LDAP over TLS). [`config`] is read once, at start-up.
 
 pub mod cache;
+pub mod cli;
 pub mod config;
+pub mod ctl;
 pub mod directory;
+pub mod doctor;
 mod duration;
 pub mod handler;
 pub mod listener;
+pub mod logging;
 pub mod metrics;
+pub mod metrics_http;
 pub mod offline;
 pub mod policy;
 mod ratelimit;

@@ -1,38 +1,27 @@
 //! lanyardd: reads the config, opens the socket, serves until SIGTERM or SIGINT.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Parser;
 use lanyard_agent::cache::{Store, StoreWriter};
-use lanyard_agent::config::{self, Config, Transport};
+use lanyard_agent::cli::LanyarddArgs as Args;
+use lanyard_agent::config::{Config, Transport};
 use lanyard_agent::directory::LdapDirectory;
+use lanyard_agent::metrics::Metrics;
 use lanyard_agent::service::{Persist, Service};
 use lanyard_agent::state::Health;
 use tokio::net::UnixListener;
 use tracing::{error, info, warn};
-
-#[derive(Parser)]
-#[command(name = "lanyardd", version, about = "The Lanyard agent: users, groups and logins from an LDAP directory")]
-struct Args {
-    /// The configuration file.
-    #[arg(long, default_value = config::DEFAULT_PATH)]
-    config: PathBuf,
-}
 
 fn main() -> std::process::ExitCode {
     // SAFETY: no other thread exists yet. The variable makes the NSS module decline every lookup
     // in this process, so the agent never asks itself through nsswitch.
     unsafe { std::env::set_var(lanyard_proto::BYPASS_ENV, "1") };
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal, never into journald or a log file.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let logging = lanyard_agent::logging::init();
     let config = match Config::load(&args.config) {
         Ok(config) => config,
         Err(e) => {
@@ -40,6 +29,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    logging.set_level(&config.log_level);
     match serve(config) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -56,7 +46,8 @@ fn main() -> std::process::ExitCode {
 #[tokio::main(flavor = "current_thread")]
 async fn serve(config: Config) -> anyhow::Result<()> {
     announce_risks(&config);
-    let directory = LdapDirectory::new(&config.directory).map_err(anyhow::Error::msg)?;
+    let metrics = Arc::new(Metrics::default());
+    let directory = LdapDirectory::with_metrics(&config.directory, metrics.clone()).map_err(anyhow::Error::msg)?;
     let (persist, writer_task) = match Store::open(&config.cache_dir) {
         Ok(store) => {
             let store = Arc::new(store);
@@ -70,10 +61,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
     };
     let writer = persist.as_ref().map(|p| p.writer.clone());
-    let health = Arc::new(Health::new(config.offline.probe_interval));
-    let service = Arc::new(Service::new(directory, &config, health.clone(), persist));
+    let health = Arc::new(Health::with_metrics(config.offline.probe_interval, metrics.clone()));
+    let service = Arc::new(Service::with_metrics(directory, &config, health.clone(), persist, metrics.clone()));
     let listener = bind(&config.socket)?;
     info!(socket = %config.socket.display(), servers = config.directory.servers.len(), "listening");
+    if let Some(address) = config.metrics.listen {
+        let scrapers =
+            tokio::net::TcpListener::bind(address).await.with_context(|| format!("metrics.listen {address}"))?;
+        info!(%address, "serving metrics over HTTP at /metrics");
+        tokio::spawn(lanyard_agent::metrics_http::serve(scrapers, Arc::new(move || metrics.render())));
+    }
 
     tokio::spawn(service.clone().refresher());
     let background = service.clone();

@@ -44,6 +44,8 @@ pub struct AgentConfig {
     pub offline: Option<OfflineConfig>,
     /// The `[pam]` section; absent when `None`.
     pub pam: Option<PamConfig>,
+    /// Whole sections (`[metrics]` and its keys) appended after everything else.
+    pub extra_sections: Vec<String>,
     /// When set, written instead of everything above; `@SOCKET@` and `@CACHE_DIR@` are
     /// replaced by the scratch paths.
     pub raw: Option<String>,
@@ -69,6 +71,7 @@ impl AgentConfig {
             extra_directory_lines: Vec::new(),
             offline: None,
             pam: None,
+            extra_sections: Vec::new(),
             raw: None,
         }
     }
@@ -126,6 +129,12 @@ impl AgentConfig {
         self
     }
 
+    /// Appends a whole section, header included (`"[metrics]\nlisten = ..."`).
+    pub fn section(mut self, text: &str) -> Self {
+        self.extra_sections.push(text.into());
+        self
+    }
+
     /// The TOML text, with `socket` and `cache_dir` set to the given paths.
     pub fn render(&self, socket: &Path, cache_dir: &Path) -> String {
         if let Some(raw) = &self.raw {
@@ -161,6 +170,11 @@ impl AgentConfig {
         }
         if let Some(pam) = &self.pam {
             t += &pam.render();
+        }
+        for section in &self.extra_sections {
+            t.push('\n');
+            t += section;
+            t.push('\n');
         }
         t
     }

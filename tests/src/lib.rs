@@ -76,6 +76,11 @@ pub fn lanyardd_path() -> PathBuf {
     target_dir().join(profile()).join("lanyardd")
 }
 
+/// `lanyardctl` of the selected build.
+pub fn lanyardctl_path() -> PathBuf {
+    target_dir().join(profile()).join("lanyardctl")
+}
+
 /// The NSS module of the selected build, as cargo names it (no SONAME, no `.2`).
 pub fn nss_module_path() -> PathBuf {
     target_dir().join(profile()).join("libnss_lanyard.so")

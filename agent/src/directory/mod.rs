@@ -9,6 +9,7 @@
 //! - [`mapping`]: LDAP entries to `passwd` and `group` records.
 
 pub mod filter;
+pub mod inspect;
 pub mod ldap;
 mod login;
 pub mod mapping;

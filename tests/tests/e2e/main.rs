@@ -12,7 +12,8 @@
 //! | `pam_harness` | the pamtester and sshd runners, with Linux-PAM's own modules |
 //! | `nss` | lookups and enumeration through the module |
 //! | `availability` | the agent stopped: prompt failures, `files` still answers |
-//! | `hostile` | filter metacharacters, odd bytes, case and space variants, odd ids |
+//! | `nss_status` | the `nss_status` itself (via `lanyard-nss-probe`): SUCCESS, NOTFOUND and UNAVAIL kept apart |
+//! | `hostile` | filter metacharacters, odd bytes, case and space variants, odd ids; the same and broken frames sent straight to the agent's socket |
 //! | `tls` | wrong CA, danger-plaintext, ldaps, several URIs |
 //! | `config` | configurations lanyardd must refuse |
 //! | `pam` | pamtester through `pam_lanyard.so`: auth, account, access, chauthtok, session, outages |
@@ -24,10 +25,13 @@ mod availability;
 mod capture;
 mod common;
 mod config;
+mod ctl;
 mod directory_policy;
 mod harness;
 mod hostile;
+mod metrics;
 mod nss;
+mod nss_status;
 mod offline;
 mod pam;
 mod pam_harness;
