@@ -226,6 +226,14 @@ impl<D: Directory> Service<D> {
     async fn check_access_rules(&self, user: &Passwd, context: &PamContext) -> Result<(), Response> {
         self.check_allowed_groups(user).await?;
         if let Some(template) = &self.pam.access_filter {
+            // Escaping keeps a NUL from ending the value, but slapd normalizes an IA5 value
+            // such as `alice\00` to `alice`: control characters never reach a filter at all.
+            if [user.name.as_str(), self.host.as_str(), context.service.as_str()]
+                .iter()
+                .any(|value| value.chars().any(char::is_control))
+            {
+                return Err(Response::Denied("Access denied: the request carries control characters.".into()));
+            }
             let filter = template
                 .replace("{user}", &ldap3::ldap_escape(user.name.as_str()))
                 .replace("{host}", &ldap3::ldap_escape(self.host.as_str()))

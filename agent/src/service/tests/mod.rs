@@ -323,6 +323,18 @@ async fn an_access_filter_gets_escaped_values_and_decides() {
 }
 
 #[tokio::test]
+async fn a_pam_service_with_control_characters_never_reaches_the_access_filter() {
+    let pam = PamConfig { access_filter: Some("(description=allowed {service})".into()), ..pam_config() };
+    let service = service_with(FakeDirectory::with_alice(), pam);
+    for bad in ["sshd\0", "ss\nhd", "sshd\u{7f}"] {
+        let context = PamContext { service: bad.into(), ..PamContext::default() };
+        let request = Request::CheckAccount { user: "alice".into(), context };
+        assert!(matches!(one(&service, request).await, Response::Denied(_)), "{bad:?}");
+    }
+    assert!(!service.directory().asked().iter().any(|q| q.starts_with("match")), "{:?}", service.directory().asked());
+}
+
+#[tokio::test]
 async fn a_password_reset_without_the_old_one_is_for_root_and_only_when_enabled() {
     let reset = |caller| {
         let service = service_with(
