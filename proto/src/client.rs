@@ -121,21 +121,38 @@ mod tests {
     use std::io::Write;
     use std::os::unix::net::UnixListener;
 
-    fn socket_dir() -> std::path::PathBuf {
-        let dir = std::env::temp_dir().join(format!("lanyard-proto-{}-{}", std::process::id(), line!()));
+    /// A scratch directory, removed when the test ends.
+    struct Scratch(std::path::PathBuf);
+
+    impl Scratch {
+        fn join(&self, name: &str) -> std::path::PathBuf {
+            self.0.join(name)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn socket_dir(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("lanyard-proto-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        dir
+        Scratch(dir)
     }
 
     #[test]
     fn connecting_to_a_missing_socket_fails_at_once() {
-        let path = socket_dir().join("absent.sock");
+        let dir = socket_dir("absent");
+        let path = dir.join("absent.sock");
         assert!(matches!(Client::connect(&path, Deadlines::default()), Err(ClientError::Connect(_))));
     }
 
     #[test]
     fn a_silent_agent_is_a_receive_error_after_the_deadline() {
-        let path = socket_dir().join("silent.sock");
+        let dir = socket_dir("silent");
+        let path = dir.join("silent.sock");
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).unwrap();
         let deadlines = Deadlines { connect: Duration::from_millis(200), reply: Duration::from_millis(50) };
@@ -148,7 +165,8 @@ mod tests {
 
     #[test]
     fn a_call_gets_the_reply_the_peer_wrote() {
-        let path = socket_dir().join("echo.sock");
+        let dir = socket_dir("echo");
+        let path = dir.join("echo.sock");
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).unwrap();
         let server = std::thread::spawn(move || {
@@ -165,7 +183,8 @@ mod tests {
 
     #[test]
     fn writing_to_a_closed_peer_is_an_error_not_sigpipe() {
-        let path = socket_dir().join("closed.sock");
+        let dir = socket_dir("closed");
+        let path = dir.join("closed.sock");
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).unwrap();
         let mut client = Client::connect(&path, Deadlines::default()).unwrap();

@@ -14,10 +14,25 @@ fn error_of(text: &str) -> String {
     parse(text).expect_err("config should be refused").to_string()
 }
 
-fn scratch_dir(name: &str) -> PathBuf {
+/// A scratch directory, removed when the test ends.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn join(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch_dir(name: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("lanyard-config-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
 #[test]
@@ -88,7 +103,8 @@ fn a_missing_ca_file_is_refused_naming_ca_file() {
 
 #[test]
 fn a_ca_file_without_certificates_is_refused() {
-    let path = scratch_dir("ca").join("empty.pem");
+    let dir = scratch_dir("ca");
+    let path = dir.join("empty.pem");
     std::fs::write(&path, "not a certificate\n").unwrap();
     let message = error_of(&format!("{MINIMAL}ca_file = {:?}\n", path));
     assert!(message.contains("directory.ca_file") && message.contains("no PEM"), "{message}");
@@ -96,7 +112,8 @@ fn a_ca_file_without_certificates_is_refused() {
 
 #[test]
 fn a_bind_password_file_others_can_read_is_refused() {
-    let path = scratch_dir("pw-open").join("bind.secret");
+    let dir = scratch_dir("pw-open");
+    let path = dir.join("bind.secret");
     std::fs::write(&path, "s3cret\n").unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let message = error_of(&format!("{MINIMAL}bind_dn = \"cn=reader,dc=x\"\nbind_password_file = {path:?}\n"));
@@ -106,7 +123,8 @@ fn a_bind_password_file_others_can_read_is_refused() {
 
 #[test]
 fn the_bind_password_loses_its_trailing_newline_and_stays_out_of_debug() {
-    let path = scratch_dir("pw-ok").join("bind.secret");
+    let dir = scratch_dir("pw-ok");
+    let path = dir.join("bind.secret");
     std::fs::write(&path, "s3cret\n").unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     let config = parse(&format!("{MINIMAL}bind_dn = \"cn=reader,dc=x\"\nbind_password_file = {path:?}\n")).unwrap();
@@ -117,7 +135,8 @@ fn the_bind_password_loses_its_trailing_newline_and_stays_out_of_debug() {
 
 #[test]
 fn an_empty_bind_password_is_refused() {
-    let path = scratch_dir("pw-empty").join("bind.secret");
+    let dir = scratch_dir("pw-empty");
+    let path = dir.join("bind.secret");
     std::fs::write(&path, "\n").unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     let message = error_of(&format!("{MINIMAL}bind_dn = \"cn=reader,dc=x\"\nbind_password_file = {path:?}\n"));
