@@ -84,7 +84,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         background.health().observe(&warm_up);
         background.health().probe_forever(background.directory()).await;
     });
-    lanyard_agent::run(service, listener, shutdown_signal()).await;
+    lanyard_agent::run(service.clone(), listener, shutdown_signal()).await;
+    // Offline verifiers still being hashed belong on disk too: a login a moment before the stop
+    // must work offline after the restart.
+    service.finish_verifiers().await;
     let _ = std::fs::remove_file(&config.socket);
     if let (Some(writer), Some(task)) = (writer, writer_task) {
         // What was fetched last must be on disk for the next start (perhaps offline).

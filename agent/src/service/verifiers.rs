@@ -96,6 +96,14 @@ impl<D: Directory> Service<D> {
         });
     }
 
+    /// At shutdown: waits (briefly) for verifiers still being made, so their writes are queued
+    /// before the writer's last commit.
+    pub async fn finish_verifiers(&self) {
+        if tokio::time::timeout(SETTLE, self.verifiers_in_flight.idle()).await.is_err() {
+            warn!("stopping with offline verifiers still being made; they are lost");
+        }
+    }
+
     /// Waits (briefly) for verifiers still being made and their writes to land, so an
     /// offline check right after an online login (the network dropped a moment later) sees
     /// the new verifier.
