@@ -2,6 +2,10 @@
 //! refuse every operation without TLS ("confidentiality required"), so a client that silently
 //! falls back to plaintext fails.
 //!
+//! [`Slapd::start_plaintext`] starts the opposite, for the checks that must recognise a badly
+//! configured server: no TLS configured at all (StartTLS refused, no LDAPS listener), simple
+//! binds evaluated in clear; same fixture, same ACLs.
+//!
 //! Outages for the offline tests: [`Slapd::stop`] then [`Slapd::start_again`] (same ports, same
 //! database: the agent's URI stays valid), and [`Slapd::freeze`] / [`Slapd::thaw`] (SIGSTOP:
 //! TCP connections are still accepted by the kernel, nothing answers). A frozen slapd is thawed
@@ -24,6 +28,16 @@ const SCHEMAS: [&str; 4] = ["core", "cosine", "nis", "inetorgperson"];
 const START_ATTEMPTS: usize = 5;
 const READY_LIMIT: Duration = Duration::from_secs(15);
 
+/// What slapd asks of its clients' transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Security {
+    /// TLS configured, StartTLS and LDAPS offered, and `security tls=1`: nothing but the
+    /// StartTLS request itself is served in clear.
+    TlsRequired,
+    /// No TLS directive at all: one ldap:// listener, StartTLS refused, binds taken in clear.
+    PlaintextOnly,
+}
+
 /// A running slapd. Dropping it thaws it if frozen, stops it by PID, then removes its directory.
 #[derive(Debug)]
 pub struct Slapd {
@@ -31,9 +45,11 @@ pub struct Slapd {
     process: Supervised,
     /// SIGSTOPped by [`Slapd::freeze`] and not yet thawed.
     frozen: bool,
+    security: Security,
     pki: TestPki,
     port: u16,
-    ldaps_port: u16,
+    /// `None` for a plaintext slapd: it has no LDAPS listener.
+    ldaps_port: Option<u16>,
     log: PathBuf,
     bind_secret: PathBuf,
     admin_secret: PathBuf,
@@ -44,6 +60,20 @@ impl Slapd {
     /// Generates certificates, loads the fixture with `slapadd`, starts slapd on two free
     /// loopback ports (StartTLS and LDAPS) and waits until the reader can bind over StartTLS.
     pub fn start() -> Result<Self> {
+        Slapd::launch(Security::TlsRequired)
+    }
+
+    /// A slapd with no TLS configured at all and without `security tls=1`: one loopback port,
+    /// ldap:// only ([`Slapd::uri_ldap`]); StartTLS is refused and a simple bind in clear is
+    /// evaluated. Same fixture, ACLs and password policy as [`Slapd::start`]; the run's CA is
+    /// still generated (an agent config needs a `ca_file`) but slapd never uses it. Waits
+    /// until the reader can bind in clear. The `-ZZ` helpers ([`Slapd::search_as_reader`],
+    /// [`Slapd::whoami_as`], the admin changes) cannot work against it.
+    pub fn start_plaintext() -> Result<Self> {
+        Slapd::launch(Security::PlaintextOnly)
+    }
+
+    fn launch(security: Security) -> Result<Self> {
         let dir = TempDir::new("slapd")?;
         let pki = TestPki::generate(dir.path())?;
         let bind_secret = dir.join("bind.secret");
@@ -56,7 +86,7 @@ impl Slapd {
 
         let conf = dir.join("slapd.conf");
         fs::create_dir(dir.join("db")).context("creating the database directory")?;
-        fs::write(&conf, slapd_conf(dir.path(), &pki, &admin_password)).context("writing slapd.conf")?;
+        fs::write(&conf, slapd_conf(dir.path(), &pki, &admin_password, security)).context("writing slapd.conf")?;
         let ldif = dir.join("fixture.ldif");
         fs::write(&ldif, fixture::ldif(&reader_password)).context("writing fixture.ldif")?;
         // -q: no consistency checks, much faster; the LDIF is generated and known good.
@@ -71,17 +101,23 @@ impl Slapd {
         let mut last_log = String::new();
         for _ in 0..START_ATTEMPTS {
             let (port, ldaps_port) = free_port_pair()?;
+            let ldaps_port = (security == Security::TlsRequired).then_some(ldaps_port);
             // A fresh log per attempt: only this attempt's failure decides whether to retry.
             fs::File::create(&log).context("creating slapd.log")?;
             if let Some(process) = spawn_listening(&conf, &log, port, ldaps_port)? {
-                let slapd =
-                    Slapd { process, frozen: false, pki, port, ldaps_port, log, bind_secret, admin_secret, dir };
-                let who = slapd.whoami_as_reader(&slapd.uri_starttls(), true)?;
-                ensure!(
-                    who.status.success(),
-                    "slapd is up but the reader cannot bind over StartTLS:\n{who}\n{}",
-                    slapd.log()
-                );
+                let slapd = Slapd {
+                    process,
+                    frozen: false,
+                    security,
+                    pki,
+                    port,
+                    ldaps_port,
+                    log,
+                    bind_secret,
+                    admin_secret,
+                    dir,
+                };
+                slapd.ensure_reader_binds("slapd is up")?;
                 return Ok(slapd);
             }
             last_log = fs::read_to_string(&log).unwrap_or_default();
@@ -95,6 +131,12 @@ impl Slapd {
 
     /// `ldap://127.0.0.1:PORT` (StartTLS).
     pub fn uri_starttls(&self) -> String {
+        self.uri_ldap()
+    }
+
+    /// `ldap://127.0.0.1:PORT`: the same URI as [`Slapd::uri_starttls`], named for a plaintext
+    /// slapd, where StartTLS is refused.
+    pub fn uri_ldap(&self) -> String {
         format!("ldap://127.0.0.1:{}", self.port)
     }
 
@@ -103,9 +145,11 @@ impl Slapd {
         SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
     }
 
-    /// `ldaps://127.0.0.1:PORT` (TLS from the first byte).
+    /// `ldaps://127.0.0.1:PORT` (TLS from the first byte). Panics for a plaintext slapd,
+    /// which has no LDAPS listener: a URI nothing listens on would fail for the wrong reason.
     pub fn uri_ldaps(&self) -> String {
-        format!("ldaps://127.0.0.1:{}", self.ldaps_port)
+        let port = self.ldaps_port.expect("a plaintext slapd (Slapd::start_plaintext) has no LDAPS listener");
+        format!("ldaps://127.0.0.1:{port}")
     }
 
     pub fn pki(&self) -> &TestPki {
@@ -165,7 +209,7 @@ impl Slapd {
     /// Starts slapd again after [`Slapd::stop`]: the same config, database (back-mdb keeps it in
     /// the scratch directory), certificates and both ports, so URIs handed out before stay
     /// valid. Its log goes on in the same file, so marks taken before stay valid too. Waits
-    /// until the reader can bind over StartTLS again.
+    /// until the reader can bind again (over StartTLS unless plaintext).
     pub fn start_again(&mut self) -> Result<()> {
         if self.process.try_exit_status()?.is_none() {
             bail!("slapd (pid {}) is still running: stop it first", self.process.pid());
@@ -177,8 +221,7 @@ impl Slapd {
             if let Some(process) = spawn_listening(&conf, &self.log, self.port, self.ldaps_port)? {
                 self.process = process;
                 self.frozen = false;
-                let who = self.whoami_as_reader(&self.uri_starttls(), true)?;
-                ensure!(who.status.success(), "slapd is back but the reader cannot bind:\n{who}\n{}", self.log());
+                self.ensure_reader_binds("slapd is back")?;
                 return Ok(());
             }
             last_log = self.log_since(mark);
@@ -189,7 +232,16 @@ impl Slapd {
             }
             std::thread::sleep(Duration::from_millis(500));
         }
-        bail!("slapd did not start again on ports {} and {}; its log:\n{last_log}", self.port, self.ldaps_port)
+        bail!("slapd did not start again on port {} (LDAPS {:?}); its log:\n{last_log}", self.port, self.ldaps_port)
+    }
+
+    /// Fails unless the reader can bind: over StartTLS, or in clear on a plaintext slapd.
+    fn ensure_reader_binds(&self, state: &str) -> Result<()> {
+        let starttls = self.security == Security::TlsRequired;
+        let who = self.whoami_as_reader(&self.uri_ldap(), starttls)?;
+        let how = if starttls { "over StartTLS" } else { "in clear" };
+        ensure!(who.status.success(), "{state} but the reader cannot bind {how}:\n{who}\n{}", self.log());
+        Ok(())
     }
 
     /// Freezes slapd (SIGSTOP) and returns once every one of its threads is stopped: the kernel
@@ -343,8 +395,24 @@ impl Slapd {
     }
 }
 
-fn slapd_conf(dir: &Path, pki: &TestPki, admin_password: &str) -> String {
+fn slapd_conf(dir: &Path, pki: &TestPki, admin_password: &str, security: Security) -> String {
     let q = |p: &Path| format!("\"{}\"", p.display());
+    let tls = match security {
+        Security::TlsRequired => format!(
+            "TLSCACertificateFile {ca}
+TLSCertificateFile {cert}
+TLSCertificateKeyFile {key}
+# Any operation (the StartTLS request aside) without TLS gets \"confidentiality required\".
+security tls=1
+",
+            ca = q(&pki.ca_pem),
+            cert = q(&pki.server_cert_pem),
+            key = q(&pki.server_key_pem),
+        ),
+        Security::PlaintextOnly => {
+            "# No TLS* directive and no `security`: StartTLS refused, binds taken in clear.\n".into()
+        }
+    };
     let includes: String = SCHEMAS.iter().map(|s| format!("include /etc/ldap/schema/{s}.schema\n")).collect();
     format!(
         "{includes}\
@@ -354,12 +422,7 @@ modulepath /usr/lib/ldap
 moduleload back_mdb
 # Password policy (lockout, quality); in OpenLDAP 2.5 the overlay carries its own schema.
 moduleload ppolicy
-TLSCACertificateFile {ca}
-TLSCertificateFile {cert}
-TLSCertificateKeyFile {key}
-# Any operation (the StartTLS request aside) without TLS gets \"confidentiality required\".
-security tls=1
-sizelimit unlimited
+{tls}sizelimit unlimited
 
 database mdb
 suffix \"{BASE_DN}\"
@@ -387,9 +450,6 @@ access to *
 ",
         pid = q(&dir.join("slapd.pid")),
         args = q(&dir.join("slapd.args")),
-        ca = q(&pki.ca_pem),
-        cert = q(&pki.server_cert_pem),
-        key = q(&pki.server_key_pem),
         db = q(&dir.join("db")),
     )
 }
@@ -414,17 +474,22 @@ fn thread_states(pid: u32) -> Option<Vec<char>> {
     Some(states)
 }
 
-/// Starts slapd on `port` (StartTLS) and `ldaps_port`, its output appended to `log`, and waits
-/// until it serves on both. `None` if it exited first (a port taken, say: see its log).
-fn spawn_listening(conf: &Path, log: &Path, port: u16, ldaps_port: u16) -> Result<Option<Supervised>> {
-    let urls = format!("ldap://127.0.0.1:{port}/ ldaps://127.0.0.1:{ldaps_port}/");
+/// Starts slapd on `port` (ldap://) and `ldaps_port` if any, its output appended to `log`, and
+/// waits until it serves on each. `None` if it exited first (a port taken, say: see its log).
+fn spawn_listening(conf: &Path, log: &Path, port: u16, ldaps_port: Option<u16>) -> Result<Option<Supervised>> {
+    let mut urls = format!("ldap://127.0.0.1:{port}/");
+    let mut ports = vec![port];
+    if let Some(ldaps_port) = ldaps_port {
+        urls += &format!(" ldaps://127.0.0.1:{ldaps_port}/");
+        ports.push(ldaps_port);
+    }
     let mark = fs::metadata(log).map(|m| m.len()).unwrap_or(0);
     let log_file = OpenOptions::new().append(true).create(true).open(log).context("opening slapd.log")?;
     let mut cmd = Command::new("slapd");
     cmd.arg("-f").arg(conf).arg("-h").arg(&urls).args(["-d", "stats"]);
     cmd.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
     let mut process = Supervised::spawn("slapd", &mut cmd)?;
-    let listening = wait_listening(&mut process, log, mark, &[port, ldaps_port])
+    let listening = wait_listening(&mut process, log, mark, &ports)
         .with_context(|| format!("slapd's log:\n{}", fs::read_to_string(log).unwrap_or_default()))?;
     Ok(listening.then_some(process))
 }

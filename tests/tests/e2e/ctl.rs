@@ -1,14 +1,14 @@
 //! `lanyardctl` against the real agent and slapd: every command, and `doctor` on a good setup
 //! and on each broken one it must name (wrong CA, server down, wrong bind password, a server
-//! that only speaks plaintext, nsswitch without lanyard).
+//! that only speaks plaintext, nsswitch without lanyard), and its warning for a server that
+//! evaluates simple binds sent in clear. Every server is a real slapd ([`Slapd::start_plaintext`]
+//! for the plaintext ones).
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use lanyard_tests::fixture::ALICE;
+use lanyard_tests::fixture::{ALICE, READER_DN};
 use lanyard_tests::process::run_bounded_with_input;
 use lanyard_tests::tempdir::write_file_mode;
 use lanyard_tests::{
@@ -285,12 +285,42 @@ fn doctor_names_the_bind_step_for_a_wrong_bind_password() {
 
 #[test]
 fn doctor_names_the_starttls_step_for_a_server_that_only_speaks_plaintext() {
-    let slapd = Slapd::start().unwrap();
-    let server = PlaintextOnly::start();
-    let config = AgentConfig::for_slapd(&slapd).uris(vec![format!("ldap://127.0.0.1:{}", server.port)]);
-    let out = DoctorFiles::new(&config).run();
-    assert_fails_at(&out, "starttls ");
-    assert!(out.stdout().contains("protocolError") || out.stdout().contains("result code 2"), "{out}");
+    let slapd = Slapd::start_plaintext().unwrap();
+    let uri = slapd.uri_ldap();
+    let mark = slapd.log_mark();
+    let out = DoctorFiles::new(&AgentConfig::for_slapd(&slapd).uris(vec![uri.clone()]).tls("starttls")).run();
+    assert_fails_at(&out, &format!("starttls {uri}: "));
+    assert!(out.lines().iter().any(|l| l.starts_with(&format!("ok    tcp {uri}: "))), "{out}");
+    // The server's steps stop at the refusal: the bind password was not sent in clear instead.
+    let log = slapd.log_since(mark);
+    assert_eq!(Slapd::bind_attempts(&log, READER_DN), 0, "doctor bound after StartTLS was refused:\n{log}");
+}
+
+#[test]
+fn doctor_warns_that_a_plaintext_server_evaluates_binds_sent_in_clear() {
+    let slapd = Slapd::start_plaintext().unwrap();
+    let uri = slapd.uri_ldap();
+    let mark = slapd.log_mark();
+    let out = DoctorFiles::new(&AgentConfig::for_slapd(&slapd).uris(vec![uri.clone()]).tls("danger-plaintext")).run();
+    // Warnings, not failures: the setup works, it is only unsafe.
+    assert_code(&out, 0, None);
+    let lines = out.lines();
+    assert!(lines.iter().any(|l| l.starts_with(&format!("warn  tls {uri}: "))), "{out}");
+    for step in ["bind", "base", "users"] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(&format!("ok    {step} {uri}: "))),
+            "no passing {step} step:\n{out}"
+        );
+    }
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with(&format!("warn  plaintext {uri}: ")))
+        .unwrap_or_else(|| panic!("the plaintext step does not warn:\n{out}"));
+    assert!(lines[at].contains("invalidCredentials"), "{out}");
+    assert!(lines.get(at + 1).is_some_and(|l| l.trim_start().starts_with("hint: ")), "no hint:\n{out}");
+    // The warning rests on slapd's own answer: it evaluated the dummy password sent in clear.
+    let log = slapd.log_since(mark);
+    assert!(log.lines().any(|l| l.contains(" RESULT tag=97 err=49")), "slapd never refused a bind with 49:\n{log}");
 }
 
 #[test]
@@ -311,50 +341,4 @@ fn doctor_warns_when_no_pam_file_loads_the_module() {
     let out = files.run();
     assert_code(&out, 0, None);
     assert!(out.lines().iter().any(|l| l.starts_with("warn  pam: ")), "{out}");
-}
-
-/// A stand-in for an LDAP server without TLS: it answers the first request on each of up to
-/// two connections (StartTLS) with protocolError (2), "unsupported extended operation", as
-/// OpenLDAP does without TLS configured. Accepts for at most [`HANG_GUARD`].
-struct PlaintextOnly {
-    port: u16,
-}
-
-impl PlaintextOnly {
-    fn start() -> PlaintextOnly {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        listener.set_nonblocking(true).unwrap();
-        std::thread::spawn(move || {
-            let until = Instant::now() + HANG_GUARD;
-            let mut served = 0;
-            while served < 2 && Instant::now() < until {
-                match listener.accept() {
-                    Ok((mut stream, _)) => {
-                        served += 1;
-                        let _ = stream.set_nonblocking(false);
-                        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-                        let mut request = [0u8; 31];
-                        if stream.read_exact(&mut request).is_ok() {
-                            let _ = stream.write_all(&protocol_error_response());
-                        }
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                }
-            }
-        });
-        PlaintextOnly { port }
-    }
-}
-
-/// ExtendedResponse, message id 1: resultCode protocolError (2), no matched DN, and a text.
-fn protocol_error_response() -> Vec<u8> {
-    let text = b"unsupported extended operation";
-    let mut result = vec![0x0a, 0x01, 0x02, 0x04, 0x00, 0x04, text.len() as u8];
-    result.extend_from_slice(text);
-    let mut op = vec![0x78, result.len() as u8];
-    op.extend_from_slice(&result);
-    let mut message = vec![0x30, (op.len() + 3) as u8, 0x02, 0x01, 0x01];
-    message.extend_from_slice(&op);
-    message
 }

@@ -14,6 +14,8 @@ use lanyard_tests::{Agent, AgentConfig, Launch, Slapd, TempDir, TestPki, run_bou
 
 /// ldapwhoami exits with the LDAP result code; 13 is confidentialityRequired.
 const CONFIDENTIALITY_REQUIRED: i32 = 13;
+/// The StartTLS extended operation (RFC 4511, 4.14.1).
+const STARTTLS_OID: &str = "1.3.6.1.4.1.1466.20037";
 
 #[test]
 fn slapd_refuses_a_simple_bind_without_tls() {
@@ -52,6 +54,25 @@ fn slapd_serves_ldaps_with_the_run_ca_and_not_with_the_wrong_one() {
     let wrong = lanyard_tests::run_bounded(&mut cmd, "ldapwhoami (wrong CA)", lanyard_tests::HANG_GUARD).unwrap();
     assert!(!wrong.status.success(), "the wrong CA was accepted:\n{wrong}");
     assert_eq!(reader_binds(&slapd.log_since(mark)), 0, "{}", slapd.log());
+}
+
+#[test]
+fn a_plaintext_slapd_takes_a_simple_bind_in_clear_and_refuses_starttls() {
+    let slapd = Slapd::start_plaintext().unwrap();
+    let conf = std::fs::read_to_string(slapd.dir().join("slapd.conf")).unwrap();
+    assert!(!conf.lines().any(|l| l.starts_with("TLS") || l.starts_with("security")), "{conf}");
+
+    let plain = slapd.whoami_as_reader(&slapd.uri_ldap(), false).unwrap();
+    assert!(plain.status.success(), "{plain}");
+    assert_eq!(plain.stdout().trim(), format!("dn:{READER_DN}"));
+
+    let mark = slapd.log_mark();
+    let starttls = slapd.whoami_as_reader(&slapd.uri_ldap(), true).unwrap();
+    assert!(!starttls.status.success(), "StartTLS succeeded on a slapd without TLS:\n{starttls}");
+    // Refused by slapd itself (not a connection failure), and -ZZ never sent the password.
+    let log = slapd.log_since(mark);
+    assert!(log.contains(&format!("EXT oid={STARTTLS_OID}")), "{log}");
+    assert_eq!(Slapd::bind_attempts(&log, READER_DN), 0, "{log}");
 }
 
 #[test]
@@ -118,7 +139,12 @@ fn admin_changes_apply_over_starttls() {
 
 #[test]
 fn slapd_is_stopped_when_dropped() {
-    let slapd = Slapd::start().unwrap();
+    for slapd in [Slapd::start().unwrap(), Slapd::start_plaintext().unwrap()] {
+        assert_stopped_when_dropped(slapd);
+    }
+}
+
+fn assert_stopped_when_dropped(slapd: Slapd) {
     let pid = slapd.pid();
     let conf = slapd.dir().join("slapd.conf");
     let dir = slapd.dir().to_path_buf();

@@ -7,8 +7,9 @@
 //!
 //! | module | area |
 //! | --- | --- |
-//! | `harness` | the fixture slapd and the agent runner themselves: TLS required, data loaded, stopped on drop, outages, restarts |
+//! | `harness` | the fixture slapd and the agent runner themselves: TLS required (and the plaintext-only slapd), data loaded, stopped on drop, outages, restarts |
 //! | `directory_policy` | the fixture's password policy and account states, with ldap-utils |
+//! | `docs` | the man pages render with `man -l` and groff without warnings; generated pages and completions match `lanyardctl generate` |
 //! | `pam_harness` | the pamtester and sshd runners, with Linux-PAM's own modules |
 //! | `nss` | lookups and enumeration through the module |
 //! | `availability` | the agent stopped: prompt failures, `files` still answers |
@@ -27,6 +28,7 @@ mod common;
 mod config;
 mod ctl;
 mod directory_policy;
+mod docs;
 mod harness;
 mod hostile;
 mod metrics;
