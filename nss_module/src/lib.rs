@@ -10,6 +10,8 @@
 //!   below, map the result through [`status`].
 //! - [`lookup`]: by name, by id, and initgroups: validate, one request, one answer.
 //! - `retry`: the answer that did not fit, kept for glibc's immediate retry with a larger buffer.
+//! - `stuck`: after a reply timed out, short deadlines for a while, so a stuck agent costs one
+//!   long wait per process, not one per lookup.
 //! - [`enumerate`]: `set*ent` / `get*ent_r` / `end*ent` over the agent's stream of pages.
 //! - [`buffer`]: packing strings and the `gr_mem` array into the caller's buffer, as offsets.
 //! - [`status`]: the crate's error type and the one mapping to `nss_status` and errno.
@@ -26,6 +28,7 @@ pub mod ffi;
 pub mod lookup;
 mod retry;
 pub mod status;
+mod stuck;
 
 #[cfg(test)]
 mod fake_agent;

@@ -8,12 +8,12 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use lanyard_proto::name::is_valid_name;
-use lanyard_proto::{Client, Deadlines, Group, Passwd, Request, Response};
+use lanyard_proto::{Client, Group, Passwd, Request, Response};
 use libc::{c_long, gid_t};
 
 use crate::buffer::{self, PackError, PackedGroup, PackedPasswd};
-use crate::retry;
 use crate::status::{Error, Unavailable};
+use crate::{retry, stuck};
 
 /// `getpwnam_r`.
 pub fn user_by_name(socket: &Path, name: &[u8], buf: &mut [u8]) -> Result<PackedPasswd, Error> {
@@ -119,7 +119,18 @@ fn checked_name(name: &[u8]) -> Result<String, Error> {
 
 /// One request, one response, within the default deadlines.
 fn ask(socket: &Path, request: &Request) -> Result<Response, Error> {
-    Client::call(socket, request, Deadlines::default()).map_err(|_| Error::Unavailable(Unavailable::Unreachable))
+    match Client::call(socket, request, stuck::deadlines()) {
+        Ok(response) => {
+            stuck::answered();
+            Ok(response)
+        }
+        Err(error) => {
+            if error.is_reply_timeout() {
+                stuck::timed_out();
+            }
+            Err(Error::Unavailable(Unavailable::Unreachable))
+        }
+    }
 }
 
 fn user(response: &Response) -> Result<&Passwd, Error> {

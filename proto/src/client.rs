@@ -56,6 +56,15 @@ impl std::fmt::Display for ClientError {
 
 impl std::error::Error for ClientError {}
 
+impl ClientError {
+    /// The agent accepted the connection but no whole reply came within the deadline: it is
+    /// stuck, not merely absent.
+    pub fn is_reply_timeout(&self) -> bool {
+        matches!(self, ClientError::Receive(FrameError::Io(e))
+            if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock))
+    }
+}
+
 /// One connection to the agent.
 #[derive(Debug)]
 pub struct Client {
@@ -146,7 +155,8 @@ mod tests {
     fn connecting_to_a_missing_socket_fails_at_once() {
         let dir = socket_dir("absent");
         let path = dir.join("absent.sock");
-        assert!(matches!(Client::connect(&path, Deadlines::default()), Err(ClientError::Connect(_))));
+        let error = Client::connect(&path, Deadlines::default()).unwrap_err();
+        assert!(matches!(error, ClientError::Connect(_)) && !error.is_reply_timeout(), "{error:?}");
     }
 
     #[test]
@@ -158,7 +168,9 @@ mod tests {
         let deadlines = Deadlines { connect: Duration::from_millis(200), reply: Duration::from_millis(50) };
         let mut client = Client::connect(&path, deadlines).unwrap();
         client.send(&Request::UserByUid(0)).unwrap();
-        assert!(matches!(client.receive(), Err(ClientError::Receive(FrameError::Io(_)))));
+        let error = client.receive().unwrap_err();
+        assert!(matches!(error, ClientError::Receive(FrameError::Io(_))), "{error:?}");
+        assert!(error.is_reply_timeout(), "{error:?}");
         drop(listener);
         let _ = std::fs::remove_file(&path);
     }

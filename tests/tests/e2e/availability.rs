@@ -62,3 +62,17 @@ fn lookups_return_when_the_agent_is_frozen() {
     assert_files_still_answer(&s.ns);
     drop(thaw_on_exit);
 }
+
+/// A stuck agent costs a process one full reply deadline (7 s), not one per lookup: after the
+/// first timeout the module gives it a short deadline. Six lookups in one `getent` would take
+/// 42 s otherwise; the guard (a hang guard with a wide margin, not a measurement) is 20 s.
+#[test]
+fn a_frozen_agent_costs_a_process_one_long_wait_not_one_per_lookup() {
+    let mut s = setup();
+    s.agent.freeze().unwrap();
+    let thaw_on_exit = Thaw(&mut s.agent);
+    s.ns.set_guard(std::time::Duration::from_secs(20));
+    let out = s.ns.getent("passwd", &["alice", "bob", "jose", "user0001", "user0002", "user0003"]).unwrap();
+    assert_fails_cleanly(&out);
+    drop(thaw_on_exit);
+}
