@@ -1,12 +1,17 @@
 //! `cargo run -p lanyard-tests --bin lanyard-demo`: Lanyard working end to end, without touching
 //! the host. Starts a throwaway slapd on 127.0.0.1 with sample users, starts lanyardd against it,
-//! runs getent and id with the NSS module in a private mount namespace, then stops everything.
+//! runs getent and id with the NSS module in a private mount namespace, logs alice in through
+//! pam_lanyard.so with pamtester, shows `lanyardctl status` and `user`, then stops everything.
 //! Needs root (for `unshare -m`) and a built workspace (`cargo build --workspace`).
 
-use std::process::ExitCode;
+use std::process::{Command, ExitCode};
 
 use anyhow::{Result, bail};
-use lanyard_tests::{Agent, AgentConfig, BUILD_COMMAND, Namespace, Slapd, fixture, lanyardd_path, nss_module_path};
+use lanyard_tests::pam::{self, Caller, Pam};
+use lanyard_tests::{
+    Agent, AgentConfig, BUILD_COMMAND, HANG_GUARD, Namespace, Slapd, fixture, lanyardctl_path, lanyardd_path,
+    nss_module_path, pam_module_path, run_bounded,
+};
 
 const COMMANDS: [&str; 4] = ["getent passwd alice", "id alice", "getent group developers", "getent passwd | tail -n 3"];
 
@@ -26,7 +31,7 @@ fn main() -> ExitCode {
 
 /// Ok(false) when a demo command failed.
 fn run() -> Result<bool> {
-    for path in [lanyardd_path(), nss_module_path()] {
+    for path in [lanyardd_path(), nss_module_path(), pam_module_path(), lanyardctl_path()] {
         if !path.is_file() {
             bail!("{} is missing: build the workspace first with `{BUILD_COMMAND}`", path.display());
         }
@@ -64,8 +69,36 @@ fn run() -> Result<bool> {
         }
     }
 
+    // A login through pam_lanyard.so, as sshd or login would do it, with alice's password on
+    // pamtester's prompt. The test pam.d holds one service that stacks the module.
+    let pam = Pam::for_agent(&agent)?;
+    println!(
+        "\n$ pamtester {} alice authenticate acct_mgmt   (alice's directory password typed at the prompt)",
+        pam::SERVICE
+    );
+    let out = pam.pamtester(Caller::Root, "alice", &["authenticate", "acct_mgmt"], &[fixture::ALICE.password], &[])?;
+    print!("{}{}", out.stderr(), out.stdout());
+    all_ok &= out.status.success();
+
+    // What an administrator sees.
+    for args in [&["status"][..], &["user", "alice"][..]] {
+        println!("\n$ lanyardctl {}", args.join(" "));
+        let out = run_bounded(
+            Command::new(lanyardctl_path())
+                .arg("--socket")
+                .arg(agent.socket())
+                .arg("--config")
+                .arg(agent.config_path())
+                .args(args),
+            "lanyardctl",
+            HANG_GUARD,
+        )?;
+        print!("{}", out.stdout());
+        all_ok &= out.status.success();
+    }
+
     println!("\nStopping lanyardd and slapd.");
-    drop(ns);
+    drop((ns, pam));
     agent.stop()?;
     slapd.stop()?;
     if !all_ok {
