@@ -7,7 +7,7 @@ set -euo pipefail
 # man-db, groff-base: the docs tests render every man page with `man -l` and `groff -ww`.
 packages=(slapd ldap-utils libpam0g-dev libclang-dev pamtester util-linux ca-certificates
   openssh-server openssh-client sshpass libfaketime
-  python3-prometheus-client man-db groff-base)
+  python3-prometheus-client man-db groff-base file)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

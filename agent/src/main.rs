@@ -65,6 +65,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let service = Arc::new(Service::with_metrics(directory, &config, health.clone(), persist, metrics.clone()));
     let listener = bind(&config.socket)?;
     info!(socket = %config.socket.display(), servers = config.directory.servers.len(), "listening");
+    // systemd (Type=notify in packaging/lanyardd.service): the socket accepts connections from
+    // here on, so units ordered after lanyardd may look users up. Without NOTIFY_SOCKET (tests,
+    // a shell) this does nothing; a failure to notify is logged, never fatal.
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        warn!("telling systemd the agent is ready: {e}");
+    }
     if let Some(address) = config.metrics.listen {
         let scrapers =
             tokio::net::TcpListener::bind(address).await.with_context(|| format!("metrics.listen {address}"))?;

@@ -10,6 +10,7 @@
 //! | --- | --- |
 //! | [`process`] | [`Supervised`] children (SIGTERM, bounded wait, SIGKILL), [`run_bounded`], [`poll_until`] |
 //! | [`tempdir`] | [`TempDir`], removed on drop; per-run random tokens |
+//! | [`debroot`] | [`debroot::OverlayRoot`]: an overlay over `/` in private mount and PID namespaces, for `dpkg -i` and the maintainer scripts |
 //! | [`ca`] | [`TestPki`]: a per-run CA, a server certificate for 127.0.0.1/localhost, a wrong CA |
 //! | [`fixture`] | the directory's users and groups as constants, and the LDIF made from them |
 //! | [`slapd`] | [`Slapd`]: a throwaway OpenLDAP server that refuses anything without TLS (or, from `start_plaintext`, one with no TLS at all); stopped and started again on the same ports, or frozen (SIGSTOP) |
@@ -24,6 +25,7 @@
 
 pub mod agent;
 pub mod ca;
+pub mod debroot;
 pub mod fixture;
 pub mod namespace;
 pub mod pam;

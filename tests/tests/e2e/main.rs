@@ -35,6 +35,7 @@ mod metrics;
 mod nss;
 mod nss_status;
 mod offline;
+mod package;
 mod pam;
 mod pam_harness;
 mod ssh;
