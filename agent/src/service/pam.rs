@@ -74,10 +74,10 @@ impl<D: Directory> Service<D> {
             return response;
         }
         if !self.health.is_online() {
-            return self.check_account_offline(user, context).await;
+            return self.check_account_offline(user).await;
         }
         match self.account_verdict(user, context).await {
-            Response::Unavailable(_) if !self.health.is_online() => self.check_account_offline(user, context).await,
+            Response::Unavailable(_) if !self.health.is_online() => self.check_account_offline(user).await,
             verdict @ (Response::AccountOk { .. } | Response::Unavailable(_)) => verdict,
             denied => {
                 // Whatever the reason, no offline login either.
@@ -113,7 +113,7 @@ impl<D: Directory> Service<D> {
     /// Offline, the account phase can only check what is cached: an offline verifier exists
     /// only for accounts that passed it when last online, and `pam.allowed_groups` is checked
     /// against cached groups. `pam.access_filter` needs the directory and is not checked.
-    async fn check_account_offline(&self, user: &str, context: &PamContext) -> Response {
+    async fn check_account_offline(&self, user: &str) -> Response {
         if !self.has_offline_password(user).await {
             return Response::Unavailable("offline, and no offline login for this account".into());
         }
@@ -124,7 +124,6 @@ impl<D: Directory> Service<D> {
         if let Err(response) = self.check_allowed_groups(&passwd).await {
             return response;
         }
-        let _ = context;
         Response::AccountOk { warning: Some("Logged in offline: the directory cannot be reached.".into()) }
     }
 
