@@ -15,9 +15,12 @@ use crate::directory::Directory;
 use crate::policy::Caller;
 use crate::service::{Reply, Service};
 
-/// How long a client may take to send a whole request, or stay idle between two. The modules
-/// send at once and ask once per connection; a quiet connection only holds a slot.
-const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a new connection may take to send its first whole request. The modules write it
+/// right after connecting; a connection that stays silent only holds one of the agent's
+/// connection slots, and a flood of them must not keep other callers waiting for long.
+const FIRST_REQUEST_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long a client may stay idle between two requests (lanyardctl asks several in turn).
+const NEXT_REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 /// The most one request may take, directory included. Below the modules' reply deadline
 /// (`Deadlines::default().reply`), so they hear "unavailable" rather than time out.
 pub const REQUEST_BUDGET: Duration = Duration::from_secs(5);
@@ -28,8 +31,9 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const PAGE_WRITE_TIMEOUT: Duration = Duration::from_secs(600);
 
 pub async fn serve<D: Directory>(mut stream: UnixStream, caller: Caller, service: Arc<Service<D>>) {
+    let mut wait = FIRST_REQUEST_TIMEOUT;
     loop {
-        let request = match read_request(&mut stream).await {
+        let request = match read_request(&mut stream, wait).await {
             Ok(Some(request)) => request,
             Ok(None) => return,
             Err(why) => {
@@ -47,6 +51,7 @@ pub async fn serve<D: Directory>(mut stream: UnixStream, caller: Caller, service
             let elapsed_us = started.elapsed().as_micros() as u64;
             debug!(uid = caller.uid, pid = caller.pid, request = %summary, outcome = %reply.summary(), elapsed_us, "answered");
         }
+        wait = NEXT_REQUEST_TIMEOUT;
         if let Err(why) = write_reply(&mut stream, &reply).await {
             debug!(uid = caller.uid, pid = caller.pid, "dropping connection: {why}");
             return;
@@ -77,7 +82,7 @@ fn summarize(request: &Request) -> String {
 }
 
 /// The next request, or `None` when the client hung up cleanly between requests.
-async fn read_request(stream: &mut UnixStream) -> Result<Option<Request>, String> {
+async fn read_request(stream: &mut UnixStream, wait: Duration) -> Result<Option<Request>, String> {
     let read = async {
         let mut header = [0u8; HEADER_LEN];
         match stream.read_exact(&mut header).await {
@@ -90,9 +95,9 @@ async fn read_request(stream: &mut UnixStream) -> Result<Option<Request>, String
         stream.read_exact(&mut body).await?;
         frame::decode::<Request>(&body).map(Some)
     };
-    match tokio::time::timeout(REQUEST_READ_TIMEOUT, read).await {
+    match tokio::time::timeout(wait, read).await {
         Ok(result) => result.map_err(|e| e.to_string()),
-        Err(_) => Err(format!("no whole request within {REQUEST_READ_TIMEOUT:?}")),
+        Err(_) => Err(format!("no whole request within {wait:?}")),
     }
 }
 

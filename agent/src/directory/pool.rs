@@ -300,6 +300,8 @@ pub fn bind_result(rc: u32) -> BindResult {
 
 pub fn ldap3_result_text(rc: u32, text: &str) -> String {
     let name = match rc {
+        3 => "timeLimitExceeded",
+        4 => "sizeLimitExceeded",
         13 => "confidentialityRequired",
         32 => "noSuchObject",
         49 => "invalidCredentials",
@@ -309,10 +311,17 @@ pub fn ldap3_result_text(rc: u32, text: &str) -> String {
         53 => "unwillingToPerform",
         _ => "",
     };
-    match (name, text.is_empty()) {
+    let hint = match rc {
+        // Enumeration is paged (RFC 2696); a server that still stops it caps the total, not
+        // the page (slapd: `limits ... size.prtotal=unlimited` for the service account).
+        4 => "; the server caps how many entries the service account may read: raise that limit",
+        _ => "",
+    };
+    let described = match (name, text.is_empty()) {
         ("", true) => format!("result code {rc}"),
         ("", false) => format!("result code {rc}: {text}"),
         (name, true) => format!("{name} ({rc})"),
         (name, false) => format!("{name} ({rc}): {text}"),
-    }
+    };
+    format!("{described}{hint}")
 }
