@@ -333,6 +333,11 @@ pub struct Launch {
     /// The umask the agent starts with (set by `sh -c 'umask M && exec lanyardd ...'`, which
     /// keeps the PID); the harness's own when `None`.
     pub umask: Option<u32>,
+    /// When set (a tmpfs `size=`, e.g. `"256k"`), the agent runs in a mount namespace of its
+    /// own (`unshare -m`, which execs and so keeps the PID) with a tmpfs of that size mounted
+    /// over its `cache_dir`: a small disk it can fill. Nothing changes outside that namespace;
+    /// the cache file is then only reachable through the agent's namespace (`nsenter`).
+    pub cache_tmpfs: Option<String>,
 }
 
 impl Launch {
@@ -343,6 +348,12 @@ impl Launch {
 
     pub fn umask(mut self, umask: u32) -> Self {
         self.umask = Some(umask);
+        self
+    }
+
+    /// See [`Launch::cache_tmpfs`].
+    pub fn cache_tmpfs(mut self, size: &str) -> Self {
+        self.cache_tmpfs = Some(size.into());
         self
     }
 }
@@ -377,6 +388,19 @@ fn under_umask(mask: u32, program: &Path) -> Command {
     let mut sh = Command::new("sh");
     sh.args(["-c", "umask \"$0\" && exec \"$@\"", &format!("{mask:04o}")]).arg(program);
     sh
+}
+
+/// `unshare -m --propagation private sh -c 'mount -n -t tmpfs ... CACHE_DIR && exec PROGRAM "$@"'`.
+/// unshare(1) without `--fork` execs its command, and sh execs PROGRAM: one PID throughout.
+/// `-n`: no libmount utab write into the host's /run.
+fn on_cache_tmpfs(size: &str, cache_dir: &Path, program: &Path) -> Command {
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg("mount -n -t tmpfs -o \"size=$0,mode=0700\" lanyard-test-cache \"$1\" || exit 125; shift; exec \"$@\"")
+        .arg(size)
+        .arg(cache_dir)
+        .arg(program);
+    cmd
 }
 
 /// A running `lanyardd`. Dropping it stops it by PID, then removes its directory.
@@ -416,9 +440,11 @@ impl Paths {
         }
         .context("opening lanyardd.log")?;
         let filter = std::env::var(LOG_ENV).unwrap_or_else(|_| "info".into());
-        let mut cmd = match launch.umask {
-            None => Command::new(lanyardd_path()),
-            Some(mask) => under_umask(mask, &lanyardd_path()),
+        let mut cmd = match (launch.umask, &launch.cache_tmpfs) {
+            (None, None) => Command::new(lanyardd_path()),
+            (Some(mask), None) => under_umask(mask, &lanyardd_path()),
+            (None, Some(size)) => on_cache_tmpfs(size, &self.dir.join("cache"), &lanyardd_path()),
+            (Some(_), Some(_)) => bail!("Launch: umask and cache_tmpfs together are not supported"),
         };
         cmd.arg("--config").arg(&self.config).env("RUST_LOG", filter);
         cmd.envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));

@@ -240,6 +240,11 @@ impl Pam {
         self.ns.run(&["bash", "-c", script])
     }
 
+    /// Runs `argv` in this stack's namespace (a script with positional arguments, say).
+    pub fn run<S: AsRef<std::ffi::OsStr>>(&self, argv: &[S]) -> Result<Output> {
+        self.ns.run(argv)
+    }
+
     /// Runs `script` with `sh -c` in this stack's namespace (pamtester and the files it leaves,
     /// e.g. a home directory on the tmpfs `/home`, in one run).
     pub fn shell(&self, script: &str) -> Result<Output> {

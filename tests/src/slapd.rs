@@ -60,7 +60,18 @@ impl Slapd {
     /// Generates certificates, loads the fixture with `slapadd`, starts slapd on two free
     /// loopback ports (StartTLS and LDAPS) and waits until the reader can bind over StartTLS.
     pub fn start() -> Result<Self> {
-        Slapd::launch(Security::TlsRequired)
+        Slapd::launch(Security::TlsRequired, "")
+    }
+
+    /// Like [`Slapd::start`], with `global_lines` (slapd.conf directives such as
+    /// `sizelimit size.soft=5 size.hard=5`) written after the harness's own global directives,
+    /// before the database section, so they override them (a server answering errors).
+    pub fn start_with_global_lines(global_lines: &[&str]) -> Result<Self> {
+        let mut extra: String = global_lines.iter().map(|l| format!("{l}\n")).collect();
+        if !extra.is_empty() {
+            extra.insert_str(0, "# Added by the test.\n");
+        }
+        Slapd::launch(Security::TlsRequired, &extra)
     }
 
     /// A slapd with no TLS configured at all and without `security tls=1`: one loopback port,
@@ -70,10 +81,10 @@ impl Slapd {
     /// until the reader can bind in clear. The `-ZZ` helpers ([`Slapd::search_as_reader`],
     /// [`Slapd::whoami_as`], the admin changes) cannot work against it.
     pub fn start_plaintext() -> Result<Self> {
-        Slapd::launch(Security::PlaintextOnly)
+        Slapd::launch(Security::PlaintextOnly, "")
     }
 
-    fn launch(security: Security) -> Result<Self> {
+    fn launch(security: Security, extra_global: &str) -> Result<Self> {
         let dir = TempDir::new("slapd")?;
         let pki = TestPki::generate(dir.path())?;
         let bind_secret = dir.join("bind.secret");
@@ -86,7 +97,8 @@ impl Slapd {
 
         let conf = dir.join("slapd.conf");
         fs::create_dir(dir.join("db")).context("creating the database directory")?;
-        fs::write(&conf, slapd_conf(dir.path(), &pki, &admin_password, security)).context("writing slapd.conf")?;
+        fs::write(&conf, slapd_conf(dir.path(), &pki, &admin_password, security, extra_global))
+            .context("writing slapd.conf")?;
         let ldif = dir.join("fixture.ldif");
         fs::write(&ldif, fixture::ldif(&reader_password)).context("writing fixture.ldif")?;
         // -q: no consistency checks, much faster; the LDIF is generated and known good.
@@ -206,7 +218,14 @@ impl Slapd {
         self.process.stop()
     }
 
-    /// Starts slapd again after [`Slapd::stop`]: the same config, database (back-mdb keeps it in
+    /// Kills slapd with SIGKILL (a crash: no shutdown, connections reset by the kernel) and
+    /// reaps it. [`Slapd::start_again`] brings it back. Fails if it had already exited.
+    pub fn kill(&mut self) -> Result<ExitStatus> {
+        self.frozen = false;
+        self.process.kill()
+    }
+
+    /// Starts slapd again after [`Slapd::stop`] or [`Slapd::kill`]: the same config, database (back-mdb keeps it in
     /// the scratch directory), certificates and both ports, so URIs handed out before stay
     /// valid. Its log goes on in the same file, so marks taken before stay valid too. Waits
     /// until the reader can bind again (over StartTLS unless plaintext).
@@ -395,7 +414,7 @@ impl Slapd {
     }
 }
 
-fn slapd_conf(dir: &Path, pki: &TestPki, admin_password: &str, security: Security) -> String {
+fn slapd_conf(dir: &Path, pki: &TestPki, admin_password: &str, security: Security, extra_global: &str) -> String {
     let q = |p: &Path| format!("\"{}\"", p.display());
     let tls = match security {
         Security::TlsRequired => format!(
@@ -423,7 +442,7 @@ moduleload back_mdb
 # Password policy (lockout, quality); in OpenLDAP 2.5 the overlay carries its own schema.
 moduleload ppolicy
 {tls}sizelimit unlimited
-
+{extra_global}
 database mdb
 suffix \"{BASE_DN}\"
 rootdn \"{ADMIN_DN}\"

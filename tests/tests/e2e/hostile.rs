@@ -325,7 +325,7 @@ fn a_hostile_pam_service_reaches_the_access_filter_only_escaped() {
 
 /// How long the agent may take to hang up on a connection it must drop. A hang guard, not a
 /// latency measurement: a broken frame is dropped at once, a silent connection after the
-/// agent's 2 s request read timeout.
+/// agent's first-request read timeout (500 ms).
 const HANG_UP_GUARD: Duration = Duration::from_secs(10);
 
 /// Reads until the agent hangs up: true at end of file or a reset, false if it kept the

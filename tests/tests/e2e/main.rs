@@ -20,8 +20,12 @@
 //! | `pam` | pamtester through `pam_lanyard.so`: auth, account, access, chauthtok, session, outages |
 //! | `ssh` | a real sshd on loopback logging alice in with her directory password |
 //! | `capture` | a recording proxy to slapd: no password ever crosses the wire in clear |
+//! | `faults` | slapd killed mid-burst, the agent killed under waiting callers, a full cache disk, a slapd size limit |
+//! | `abuse` | a thousand silent connections from root and a one-uid request flood: bystanders answered, memory bounded |
+//! | `secrets` | debug logs and a core dump of the agent after logins hold no test password |
 //! | `offline` | slapd stopped or hung: lookups and logins from the cache, back online, restarts, `kill -9`, the cache file |
 
+mod abuse;
 mod availability;
 mod capture;
 mod common;
@@ -29,6 +33,7 @@ mod config;
 mod ctl;
 mod directory_policy;
 mod docs;
+mod faults;
 mod harness;
 mod hostile;
 mod metrics;
@@ -38,5 +43,6 @@ mod offline;
 mod package;
 mod pam;
 mod pam_harness;
+mod secrets;
 mod ssh;
 mod tls;
