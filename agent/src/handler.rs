@@ -76,7 +76,7 @@ fn summarize(request: &Request) -> String {
         Request::Invalidate(what) => format!("invalidate {what:?}"),
         Request::Status => "status".into(),
         Request::Metrics => "metrics".into(),
-        Request::Trace(request) => format!("trace {}", summarize(request)),
+        Request::Trace(lookup) => format!("trace {lookup:?}"),
         Request::ClearCache => "clear the cache".into(),
     }
 }

@@ -137,7 +137,8 @@ pub fn read_body(reader: &mut impl Read, max: usize) -> Result<Zeroizing<Vec<u8>
 mod tests {
     use super::*;
     use crate::{
-        AgentStatus, Group, HomeDirectory, Invalidation, PamContext, Passwd, Request, Response, Secret, Source,
+        AgentStatus, Group, HomeDirectory, Invalidation, Lookup, PamContext, Passwd, Request, Response, Secret, Source,
+        TracedAnswer,
     };
 
     fn round_trip<T: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug>(message: T) {
@@ -192,7 +193,8 @@ mod tests {
             Request::Invalidate(Invalidation::All),
             Request::Status,
             Request::Metrics,
-            Request::Trace(Box::new(Request::UserByUid(10001))),
+            Request::Trace(Lookup::UserByUid(10001)),
+            Request::Trace(Lookup::GroupsOfUser("alice".into())),
             Request::ClearCache,
         ] {
             round_trip(request);
@@ -233,10 +235,8 @@ mod tests {
                 ..AgentStatus::default()
             })),
             Response::Metrics("lanyard_offline 0\n".into()),
-            Response::Traced {
-                response: Box::new(Response::NotFound),
-                source: Source::Disk { fetched_at: 1, stale: true },
-            },
+            Response::Traced { answer: TracedAnswer::NotFound, source: Source::Disk { fetched_at: 1, stale: true } },
+            Response::Traced { answer: TracedAnswer::GroupIds(vec![1, 2]), source: Source::Memory { age_secs: 3 } },
             Response::Cleared,
         ] {
             round_trip(response);
@@ -283,6 +283,25 @@ mod tests {
     fn a_large_message_grows_the_buffer_and_still_round_trips() {
         let members: Vec<String> = (0..5000).map(|i| format!("member{i:04}")).collect();
         round_trip(Response::Group(Group { name: "big".into(), gid: 1, members }));
+    }
+
+    /// Regression, found while fuzzing frame decoding: `Request::Trace(Box<Request>)` nested
+    /// without a bound, one byte per level, and postcard recursed once per level, so a request
+    /// of `MAX_REQUEST` bytes overflowed a 2 MiB stack and aborted the agent. `Trace` now holds
+    /// a flat `Lookup`.
+    #[test]
+    fn a_deeply_nested_trace_is_refused_not_a_stack_overflow() {
+        const TRACE: u8 = 14;
+        const STATUS: u8 = 12;
+        let mut body = vec![TRACE; MAX_REQUEST - 1];
+        body.push(STATUS);
+        let decoded = std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || decode::<Request>(&body).is_ok())
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(!decoded, "a trace nested {} deep was accepted", MAX_REQUEST - 1);
     }
 
     #[test]

@@ -24,7 +24,10 @@ pub mod testing;
 
 pub use client::{Client, ClientError, Deadlines};
 pub use frame::FrameError;
-pub use message::{AgentStatus, Group, HomeDirectory, Invalidation, PamContext, Passwd, Request, Response, Source};
+pub use message::{
+    AgentStatus, Group, HomeDirectory, Invalidation, Lookup, PamContext, Passwd, Request, Response, Source,
+    TracedAnswer,
+};
 pub use secret::Secret;
 
 /// Where the agent listens unless its configuration says otherwise. The NSS module cannot take

@@ -52,9 +52,10 @@ pub enum Request {
     Status,
     /// `lanyardctl metrics`: answered by [`Response::Metrics`] (Prometheus text format).
     Metrics,
-    /// A lookup (by name, id, or the groups of a user) answered with where the answer came
-    /// from: [`Response::Traced`]. For `lanyardctl user` and `group`.
-    Trace(Box<Request>),
+    /// A lookup answered with where the answer came from: [`Response::Traced`]. For
+    /// `lanyardctl user` and `group`. A flat [`Lookup`], never a nested request: a request
+    /// that can hold itself can be nested until decoding overflows the agent's stack.
+    Trace(Lookup),
     /// Wipes every cached answer, listing and offline verifier, in memory and on disk. Root
     /// only: [`Response::Cleared`] or [`Response::Refused`].
     ClearCache,
@@ -129,10 +130,31 @@ pub enum Response {
     Status(Box<AgentStatus>),
     Metrics(String),
     Traced {
-        response: Box<Response>,
+        answer: TracedAnswer,
         source: Source,
     },
     Cleared,
+}
+
+/// The lookups [`Request::Trace`] can ask about (the first five [`Request`] variants).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Lookup {
+    UserByName(String),
+    UserByUid(u32),
+    GroupByName(String),
+    GroupByGid(u32),
+    GroupsOfUser(String),
+}
+
+/// The answer inside [`Response::Traced`]: the lookup answers, flat (not a nested
+/// [`Response`], for the same reason as [`Lookup`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TracedAnswer {
+    User(Passwd),
+    Group(Group),
+    GroupIds(Vec<u32>),
+    NotFound,
+    Unavailable(String),
 }
 
 /// Where an answer came from.
@@ -238,7 +260,7 @@ impl Response {
             Response::Invalidated => "invalidated".to_owned(),
             Response::Status(status) => format!("status ({})", if status.online { "online" } else { "offline" }),
             Response::Metrics(text) => format!("{} bytes of metrics", text.len()),
-            Response::Traced { response, source } => format!("{} from {source:?}", response.summary()),
+            Response::Traced { answer, source } => format!("{answer:?} from {source:?}"),
             Response::Cleared => "cleared".to_owned(),
         }
     }

@@ -2,58 +2,57 @@
 
 use std::path::Path;
 
-use lanyard_proto::{Request, Response, Source};
+use lanyard_proto::{Lookup, Request, Response, Source, TracedAnswer};
 
 use super::{Exit, ago, ask, span, unexpected, unreachable};
 
 pub fn user(socket: &Path, key: &str) -> Exit {
     let request = match key.parse::<u32>() {
-        Ok(uid) => Request::UserByUid(uid),
-        Err(_) => Request::UserByName(key.to_owned()),
+        Ok(uid) => Lookup::UserByUid(uid),
+        Err(_) => Lookup::UserByName(key.to_owned()),
     };
     traced(socket, request, "user", key)
 }
 
 pub fn group(socket: &Path, key: &str) -> Exit {
     let request = match key.parse::<u32>() {
-        Ok(gid) => Request::GroupByGid(gid),
-        Err(_) => Request::GroupByName(key.to_owned()),
+        Ok(gid) => Lookup::GroupByGid(gid),
+        Err(_) => Lookup::GroupByName(key.to_owned()),
     };
     traced(socket, request, "group", key)
 }
 
-fn traced(socket: &Path, request: Request, kind: &str, key: &str) -> Exit {
-    let (response, source) = match ask(socket, &Request::Trace(Box::new(request))) {
+fn traced(socket: &Path, request: Lookup, kind: &str, key: &str) -> Exit {
+    let (answer, source) = match ask(socket, &Request::Trace(request)) {
         Err(e) => return unreachable(socket, &e),
-        Ok(Response::Traced { response, source }) => (*response, source),
+        Ok(Response::Traced { answer, source }) => (answer, source),
         Ok(Response::Refused(why)) => {
             eprintln!("refused: {why}");
             return Exit::Negative;
         }
         Ok(other) => return unexpected(&other),
     };
-    let exit = match &response {
-        Response::User(p) => {
+    let exit = match &answer {
+        TracedAnswer::User(p) => {
             println!("{}:x:{}:{}:{}:{}:{}", p.name, p.uid, p.gid, p.gecos, p.home, p.shell);
             Exit::Success
         }
-        Response::Group(g) => {
+        TracedAnswer::Group(g) => {
             println!("{}:x:{}:{}", g.name, g.gid, g.members.join(","));
             Exit::Success
         }
-        Response::NotFound => {
+        TracedAnswer::GroupIds(gids) => {
+            println!("{}", gids.iter().map(u32::to_string).collect::<Vec<_>>().join(" "));
+            Exit::Success
+        }
+        TracedAnswer::NotFound => {
             println!("{kind} {key}: not found");
             Exit::Negative
         }
-        Response::Refused(why) => {
-            println!("{kind} {key}: refused: {why}");
-            Exit::Negative
-        }
-        Response::Unavailable(why) => {
+        TracedAnswer::Unavailable(why) => {
             println!("{kind} {key}: unavailable: {why}");
             Exit::Unavailable
         }
-        other => return unexpected(other),
     };
     println!("source: {}", describe(source));
     exit

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use lanyard_proto::{AgentStatus, Request, Response, Source};
+use lanyard_proto::{AgentStatus, Lookup, Response, Source, TracedAnswer};
 use tracing::warn;
 
 use super::Service;
@@ -36,18 +36,25 @@ impl<D: Directory> Service<D> {
         Response::Status(Box::new(status))
     }
 
-    /// A lookup with where its answer came from; anything else is refused.
-    pub(super) async fn trace(&self, request: Request) -> Response {
-        let key = match request {
-            Request::UserByName(name) => StoreKey::UserByName(name),
-            Request::UserByUid(uid) => StoreKey::UserByUid(uid),
-            Request::GroupByName(name) => StoreKey::GroupByName(name),
-            Request::GroupByGid(gid) => StoreKey::GroupByGid(gid),
-            Request::GroupsOfUser(name) => StoreKey::GroupsOfUser(name),
-            _ => return Response::Refused("only lookups can be traced".into()),
+    /// A lookup with where its answer came from.
+    pub(super) async fn trace(&self, lookup: Lookup) -> Response {
+        let key = match lookup {
+            Lookup::UserByName(name) => StoreKey::UserByName(name),
+            Lookup::UserByUid(uid) => StoreKey::UserByUid(uid),
+            Lookup::GroupByName(name) => StoreKey::GroupByName(name),
+            Lookup::GroupByGid(gid) => StoreKey::GroupByGid(gid),
+            Lookup::GroupsOfUser(name) => StoreKey::GroupsOfUser(name),
         };
         let (response, source): (Arc<Response>, Source) = self.lookup_traced(key).await;
-        Response::Traced { response: Box::new((*response).clone()), source }
+        let answer = match &*response {
+            Response::User(user) => TracedAnswer::User(user.clone()),
+            Response::Group(group) => TracedAnswer::Group(group.clone()),
+            Response::GroupIds(gids) => TracedAnswer::GroupIds(gids.clone()),
+            Response::NotFound => TracedAnswer::NotFound,
+            Response::Unavailable(why) => TracedAnswer::Unavailable(why.clone()),
+            other => TracedAnswer::Unavailable(other.summary()),
+        };
+        Response::Traced { answer, source }
     }
 
     /// Wipes memory and disk, offline verifiers included. Root only.

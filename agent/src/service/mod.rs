@@ -177,7 +177,7 @@ impl<D: Directory> Service<D> {
             Request::Invalidate(what) => one(self.invalidate(caller, what)),
             Request::Status => one(self.status()),
             Request::Metrics => one(Response::Metrics(self.metrics.render())),
-            Request::Trace(request) => one(self.trace(*request).await),
+            Request::Trace(lookup) => one(self.trace(lookup).await),
             Request::ClearCache => one(self.clear_cache(caller).await),
         }
     }
