@@ -136,8 +136,9 @@ pub enum Response {
     Cleared,
 }
 
-/// The lookups [`Request::Trace`] can ask about (the first five [`Request`] variants).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The lookups [`Request::Trace`] can ask about (the first five [`Request`] variants). The
+/// agent also keys its caches by it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Lookup {
     UserByName(String),
     UserByUid(u32),

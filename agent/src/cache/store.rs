@@ -55,16 +55,10 @@ const VERIFIERS: TableDefinition<&str, &[u8]> = TableDefinition::new("verifiers"
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const VERSION_KEY: &str = "schema_version";
 
-/// What a lookup answer is stored under (the service's lookups, without anything else a
-/// request carries).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum StoreKey {
-    UserByName(String),
-    UserByUid(u32),
-    GroupByName(String),
-    GroupByGid(u32),
-    GroupsOfUser(String),
-}
+/// What a lookup answer is stored under: the protocol's own lookups, without anything else a
+/// request carries. Its postcard encoding is the key, so the variants' order is part of the
+/// schema (proto only ever appends).
+pub type StoreKey = lanyard_proto::Lookup;
 
 /// A value with when it was fetched (wall-clock seconds since the Unix epoch, so it means the
 /// same after a restart) and whether it was invalidated since.

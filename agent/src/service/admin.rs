@@ -6,7 +6,7 @@ use lanyard_proto::{AgentStatus, Lookup, Response, Source, TracedAnswer};
 use tracing::warn;
 
 use super::Service;
-use crate::cache::{StoreKey, Write};
+use crate::cache::Write;
 use crate::directory::Directory;
 use crate::policy::Caller;
 
@@ -38,14 +38,7 @@ impl<D: Directory> Service<D> {
 
     /// A lookup with where its answer came from.
     pub(super) async fn trace(&self, lookup: Lookup) -> Response {
-        let key = match lookup {
-            Lookup::UserByName(name) => StoreKey::UserByName(name),
-            Lookup::UserByUid(uid) => StoreKey::UserByUid(uid),
-            Lookup::GroupByName(name) => StoreKey::GroupByName(name),
-            Lookup::GroupByGid(gid) => StoreKey::GroupByGid(gid),
-            Lookup::GroupsOfUser(name) => StoreKey::GroupsOfUser(name),
-        };
-        let (response, source): (Arc<Response>, Source) = self.lookup_traced(key).await;
+        let (response, source): (Arc<Response>, Source) = self.lookup_traced(lookup).await;
         let answer = match &*response {
             Response::User(user) => TracedAnswer::User(user.clone()),
             Response::Group(group) => TracedAnswer::Group(group.clone()),
