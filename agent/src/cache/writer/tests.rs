@@ -98,7 +98,7 @@ fn a_full_disk_fails_commits_without_panicking_and_writes_resume_once_there_is_r
     const DIR: &str = "LANYARD_TEST_FULL_DISK_DIR";
     let Some(dir) = std::env::var_os(DIR) else {
         let scratch = Scratch::new("full-disk");
-        let mount = r#"mount -t tmpfs -o size=512k lanyard-test "$LANYARD_TEST_FULL_DISK_DIR" && exec "$@""#;
+        let mount = r#"mount -n -t tmpfs -o size=512k lanyard-test "$LANYARD_TEST_FULL_DISK_DIR" && exec "$@""#;
         let wrapper = ["unshare", "--mount", "--propagation", "private", "sh", "-c", mount, "sh"];
         let child = rerun_in_child(NAME, (DIR, scratch.path()), &wrapper);
         let output = format!("{}{}", String::from_utf8_lossy(&child.stdout), String::from_utf8_lossy(&child.stderr));
@@ -131,7 +131,8 @@ fn a_full_disk_fails_commits_without_panicking_and_writes_resume_once_there_is_r
         assert!(cached(&store, 0) && cached(&store, full - BATCH as u32 - 1));
         assert!((full - BATCH as u32..full).all(|uid| !cached(&store, uid)));
 
-        let grown = std::process::Command::new("mount").args(["-o", "remount,size=8m"]).arg(&dir).status().unwrap();
+        let grown =
+            std::process::Command::new("mount").args(["-n", "-o", "remount,size=8m"]).arg(&dir).status().unwrap();
         assert!(grown.success());
         writer.send(answer(full));
         assert!(writer.flush().await, "writes did not resume");
