@@ -22,27 +22,24 @@ use crate::common::{Setup, assert_not_found, assert_success, setup, setup_with};
 
 const ALICE_LINE: &str = "alice:x:10001:10000:Alice Liddell:/home/alice:/bin/bash\n";
 
+/// Values built to escape a filter assertion: both the getent and the raw-socket tests send them.
+const FILTER_BREAKERS: [&str; 8] =
+    ["*", "*)(uid=*", "admin)(|(uid=*", "alice)(uid=*", "al*", "\\2a", "\\", "(uid=alice)"];
+
 fn hostile_names() -> Vec<OsString> {
-    let mut names: Vec<OsString> = [
-        "*",
-        "*)(uid=*",
-        "admin)(|(uid=*",
-        "alice)(uid=*",
-        "al*",
-        "\\2a",
-        "\\",
-        "(uid=alice)",
-        // LDAP matching ignores case and surrounding spaces; the agent must not.
-        "ALICE",
-        "Alice",
-        "alice ",
-        " alice",
-        "alice\t",
-        "DEVELOPERS",
-    ]
-    .into_iter()
-    .map(OsString::from)
-    .collect();
+    let mut names: Vec<OsString> = FILTER_BREAKERS
+        .into_iter()
+        .chain([
+            // LDAP matching ignores case and surrounding spaces; the agent must not.
+            "ALICE",
+            "Alice",
+            "alice ",
+            " alice",
+            "alice\t",
+            "DEVELOPERS",
+        ])
+        .map(OsString::from)
+        .collect();
     names.push("a".repeat(300).into());
     names.push(OsString::from_vec(b"al\xffice".to_vec()));
     names.push(OsString::from_vec(b"\xc3(".to_vec()));
@@ -100,44 +97,37 @@ fn out_of_range_ids_are_not_found() {
 
 /// Names for the agent's own check, sent as `String`s (so also what no C string can carry).
 fn hostile_agent_names() -> Vec<String> {
-    let mut names: Vec<String> = [
-        "*",
-        "*)(uid=*",
-        "admin)(|(uid=*",
-        "alice)(uid=*",
-        "al*",
-        "\\2a",
-        "\\",
-        "(uid=alice)",
-        "al\0ice",
-        // slapd normalizes an escaped NUL away in memberUid (IA5): `(memberUid=alice\00)` finds
-        // alice's groups. Only the name rule keeps this one out.
-        "alice\0",
-        "alice ",
-        " alice",
-        "alice\t",
-        "alice\n",
-        // Bidi controls: shown as "alice", they are not.
-        "\u{202e}ecila",
-        "al\u{202e}ice",
-        "alice\u{202e}",
-        // Unicode normalization: a combining accent, the precomposed form, fullwidth letters
-        // (NFKC makes them "alice"), a zero-width space.
-        "jose\u{301}",
-        "jos\u{e9}",
-        "\u{ff41}\u{ff4c}\u{ff49}\u{ff43}\u{ff45}",
-        "alice\u{200b}",
-        // Valid names for the rule, so they do reach slapd, where matching ignores case: only
-        // the exact name may answer, and the filter must carry them as they are.
-        "ALICE",
-        "Alice",
-        "JOSE",
-        "DEVELOPERS",
-        "alice$",
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect();
+    let mut names: Vec<String> = FILTER_BREAKERS
+        .into_iter()
+        .chain([
+            "al\0ice",
+            // slapd normalizes an escaped NUL away in memberUid (IA5): `(memberUid=alice\00)` finds
+            // alice's groups. Only the name rule keeps this one out.
+            "alice\0",
+            "alice ",
+            " alice",
+            "alice\t",
+            "alice\n",
+            // Bidi controls: shown as "alice", they are not.
+            "\u{202e}ecila",
+            "al\u{202e}ice",
+            "alice\u{202e}",
+            // Unicode normalization: a combining accent, the precomposed form, fullwidth letters
+            // (NFKC makes them "alice"), a zero-width space.
+            "jose\u{301}",
+            "jos\u{e9}",
+            "\u{ff41}\u{ff4c}\u{ff49}\u{ff43}\u{ff45}",
+            "alice\u{200b}",
+            // Valid names for the rule, so they do reach slapd, where matching ignores case: only
+            // the exact name may answer, and the filter must carry them as they are.
+            "ALICE",
+            "Alice",
+            "JOSE",
+            "DEVELOPERS",
+            "alice$",
+        ])
+        .map(String::from)
+        .collect();
     names.push("a".repeat(300));
     names.push("a".repeat(lanyard_proto::name::MAX_NAME_LEN));
     names
