@@ -14,6 +14,7 @@
 //! | [`ca`] | [`TestPki`]: a per-run CA, a server certificate for 127.0.0.1/localhost, a wrong CA |
 //! | [`fixture`] | the directory's users and groups as constants, and the LDIF made from them |
 //! | [`slapd`] | [`Slapd`]: a throwaway OpenLDAP server that refuses anything without TLS (or, from `start_plaintext`, one with no TLS at all); stopped and started again on the same ports, or frozen (SIGSTOP) |
+//! | [`replica`] | [`Slapd::start_provider`] (syncprov) and [`Slapd::start_consumer`]: a second slapd replicating it with syncrepl, for failover |
 //! | [`agent`] | [`AgentConfig`] and [`Agent`]: `lanyardd` with a written `lanyard.toml`; restarted on the same `cache_dir`, killed, or launched under a umask or a shifted clock ([`Launch`]) |
 //! | [`namespace`] | [`Namespace`]: run a command with the test `nsswitch.conf` and the module |
 //! | [`pam`] | [`Pam`]: `pamtester` with a test service loading `pam_lanyard.so`, as root or a user |
@@ -31,6 +32,7 @@ pub mod namespace;
 pub mod pam;
 pub mod process;
 pub mod proxy;
+pub mod replica;
 pub mod slapd;
 pub mod sshd;
 pub mod tempdir;

@@ -10,6 +10,9 @@
 //! database: the agent's URI stays valid), and [`Slapd::freeze`] / [`Slapd::thaw`] (SIGSTOP:
 //! TCP connections are still accepted by the kernel, nothing answers). A frozen slapd is thawed
 //! on drop before it is stopped.
+//!
+//! Replication (a syncprov provider and a syncrepl consumer of it) is in [`crate::replica`]; it
+//! starts its servers through [`Slapd::launch`] with a [`Layout`] of its own.
 
 use std::fs::{self, OpenOptions};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -24,13 +27,15 @@ use crate::fixture::{self, ADMIN_DN, BASE_DN, DEFAULT_POLICY_DN, READER_DN};
 use crate::process::{HANG_GUARD, Output, Supervised, poll_until, run_bounded};
 use crate::tempdir::{TempDir, random_hex, write_file_mode};
 
+const SCHEMA_DIR: &str = "/etc/ldap/schema";
+/// Included in this order; `nis` may be replaced by [`write_utf8_gecos_nis_schema`]'s copy.
 const SCHEMAS: [&str; 4] = ["core", "cosine", "nis", "inetorgperson"];
 const START_ATTEMPTS: usize = 5;
 const READY_LIMIT: Duration = Duration::from_secs(15);
 
 /// What slapd asks of its clients' transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Security {
+pub(crate) enum Security {
     /// TLS configured, StartTLS and LDAPS offered, and `security tls=1`: nothing but the
     /// StartTLS request itself is served in clear.
     TlsRequired,
@@ -60,7 +65,7 @@ impl Slapd {
     /// Generates certificates, loads the fixture with `slapadd`, starts slapd on two free
     /// loopback ports (StartTLS and LDAPS) and waits until the reader can bind over StartTLS.
     pub fn start() -> Result<Self> {
-        Slapd::launch(Security::TlsRequired, "")
+        Slapd::launch(Layout::fixture(Security::TlsRequired, ""))
     }
 
     /// Like [`Slapd::start`], with `global_lines` (slapd.conf directives such as
@@ -71,7 +76,7 @@ impl Slapd {
         if !extra.is_empty() {
             extra.insert_str(0, "# Added by the test.\n");
         }
-        Slapd::launch(Security::TlsRequired, &extra)
+        Slapd::launch(Layout::fixture(Security::TlsRequired, &extra))
     }
 
     /// A slapd with no TLS configured at all and without `security tls=1`: one loopback port,
@@ -81,33 +86,66 @@ impl Slapd {
     /// until the reader can bind in clear. The `-ZZ` helpers ([`Slapd::search_as_reader`],
     /// [`Slapd::whoami_as`], the admin changes) cannot work against it.
     pub fn start_plaintext() -> Result<Self> {
-        Slapd::launch(Security::PlaintextOnly, "")
+        Slapd::launch(Layout::fixture(Security::PlaintextOnly, ""))
     }
 
-    fn launch(security: Security, extra_global: &str) -> Result<Self> {
+    /// Like [`Slapd::start`], with the entries of `extra_ldif` (under the fixture's base, none of
+    /// its names) added by `slapadd -q` while slapd is stopped between its first start and a
+    /// restart on the same ports: the bulk directories of `tests/compare.sh` (100,000 users
+    /// load in seconds this way, minutes through ldapadd).
+    pub fn start_with_extra_ldif(extra_ldif: &str) -> Result<Self> {
+        let mut slapd = Slapd::start()?;
+        slapd.stop()?;
+        let file = slapd.dir.join("extra.ldif");
+        fs::write(&file, extra_ldif).context("writing extra.ldif")?;
+        let conf = slapd.dir.join("slapd.conf");
+        // A hang guard sized for a large load, not a latency budget.
+        let guard = Duration::from_secs(900);
+        let load = run_bounded(
+            Command::new("slapadd").arg("-q").arg("-f").arg(&conf).arg("-l").arg(&file),
+            "slapadd extra.ldif",
+            guard,
+        )?;
+        ensure!(load.status.success(), "loading the extra LDIF failed:\n{load}");
+        slapd.start_again()?;
+        Ok(slapd)
+    }
+
+    /// Starts a slapd as `layout` says. Waits until the reader can bind, after `layout.ready`
+    /// (for a consumer: until it holds the provider's data, the reader's entry included).
+    pub(crate) fn launch(layout: Layout<'_>) -> Result<Self> {
+        let Layout { security, utf8_gecos, extra_global, database_lines, seed } = layout;
         let dir = TempDir::new("slapd")?;
-        let pki = TestPki::generate(dir.path())?;
         let bind_secret = dir.join("bind.secret");
         let admin_secret = dir.join("admin.secret");
-        let reader_password = random_hex(12)?;
-        let admin_password = random_hex(12)?;
+        // `ready`: None when the fixture is loaded here, before the start.
+        let (pki, reader_password, admin_password, ready) = match seed {
+            Seed::Fixture => (TestPki::generate(dir.path())?, random_hex(12)?, random_hex(12)?, None),
+            Seed::Empty { pki, reader_password, admin_password, ready } => {
+                (pki(dir.path())?, reader_password, admin_password, Some(ready))
+            }
+        };
         // No trailing newline: ldap tools' `-y` and the agent read the file as the password.
         write_file_mode(&bind_secret, reader_password.as_bytes(), 0o600)?;
         write_file_mode(&admin_secret, admin_password.as_bytes(), 0o600)?;
 
         let conf = dir.join("slapd.conf");
         fs::create_dir(dir.join("db")).context("creating the database directory")?;
-        fs::write(&conf, slapd_conf(dir.path(), &pki, &admin_password, security, extra_global))
-            .context("writing slapd.conf")?;
-        let ldif = dir.join("fixture.ldif");
-        fs::write(&ldif, fixture::ldif(&reader_password)).context("writing fixture.ldif")?;
-        // -q: no consistency checks, much faster; the LDIF is generated and known good.
-        let load = run_bounded(
-            Command::new("slapadd").arg("-q").arg("-f").arg(&conf).arg("-l").arg(&ldif),
-            "slapadd",
-            HANG_GUARD,
-        )?;
-        ensure!(load.status.success(), "loading the fixture failed:\n{load}");
+        let database_lines = database_lines.replace("@DIR@", &dir.path().to_string_lossy());
+        let nis = if utf8_gecos { write_utf8_gecos_nis_schema(dir.path())? } else { system_schema("nis") };
+        let text = slapd_conf(dir.path(), &pki, &admin_password, security, &nis, &extra_global, &database_lines);
+        fs::write(&conf, text).context("writing slapd.conf")?;
+        if ready.is_none() {
+            let ldif = dir.join("fixture.ldif");
+            fs::write(&ldif, fixture::ldif(&reader_password)).context("writing fixture.ldif")?;
+            // -q: no consistency checks, much faster; the LDIF is generated and known good.
+            let load = run_bounded(
+                Command::new("slapadd").arg("-q").arg("-f").arg(&conf).arg("-l").arg(&ldif),
+                "slapadd",
+                HANG_GUARD,
+            )?;
+            ensure!(load.status.success(), "loading the fixture failed:\n{load}");
+        }
 
         let log = dir.join("slapd.log");
         let mut last_log = String::new();
@@ -129,6 +167,9 @@ impl Slapd {
                     admin_secret,
                     dir,
                 };
+                if let Some(ready) = ready {
+                    ready(&slapd)?;
+                }
                 slapd.ensure_reader_binds("slapd is up")?;
                 return Ok(slapd);
             }
@@ -252,6 +293,11 @@ impl Slapd {
             std::thread::sleep(Duration::from_millis(500));
         }
         bail!("slapd did not start again on port {} (LDAPS {:?}); its log:\n{last_log}", self.port, self.ldaps_port)
+    }
+
+    /// The rootdn's password file (mode 0600, no trailing newline).
+    pub fn admin_secret(&self) -> &Path {
+        &self.admin_secret
     }
 
     /// Fails unless the reader can bind: over StartTLS, or in clear on a plaintext slapd.
@@ -414,7 +460,81 @@ impl Slapd {
     }
 }
 
-fn slapd_conf(dir: &Path, pki: &TestPki, admin_password: &str, security: Security, extra_global: &str) -> String {
+/// What [`Slapd::launch`] starts: the transport it demands, extra directives, and how its
+/// database is filled.
+pub(crate) struct Layout<'a> {
+    pub security: Security,
+    /// Serve `gecos` as a UTF-8 Directory String rather than nis.schema's IA5 (ASCII) string:
+    /// see [`write_utf8_gecos_nis_schema`].
+    pub utf8_gecos: bool,
+    /// Global directives, after the harness's own (`moduleload syncprov`, limits).
+    pub extra_global: String,
+    /// Database directives, after `index` and before the ppolicy overlay and the ACLs
+    /// (`overlay syncprov`, `syncrepl ...`); `@DIR@` stands for the slapd's scratch directory,
+    /// which exists only once the launch has begun.
+    pub database_lines: String,
+    pub seed: Seed<'a>,
+}
+
+impl Layout<'_> {
+    /// The fixture loaded with `slapadd`, nothing else.
+    fn fixture(security: Security, extra_global: &str) -> Layout<'static> {
+        Layout {
+            security,
+            utf8_gecos: false,
+            extra_global: extra_global.into(),
+            database_lines: String::new(),
+            seed: Seed::Fixture,
+        }
+    }
+}
+
+/// Makes a slapd's certificates in its scratch directory.
+pub(crate) type MakePki<'a> = &'a dyn Fn(&Path) -> Result<TestPki>;
+/// Waits until a just-started slapd is ready for the reader's bind check.
+pub(crate) type Ready<'a> = &'a dyn Fn(&Slapd) -> Result<()>;
+
+/// How a new slapd's database gets its entries.
+pub(crate) enum Seed<'a> {
+    /// Fresh passwords and certificates, the fixture loaded with `slapadd` before the start.
+    Fixture,
+    /// Started empty (something else fills it: syncrepl) with these certificates and passwords;
+    /// `ready` decides when it is filled.
+    Empty { pki: MakePki<'a>, reader_password: String, admin_password: String, ready: Ready<'a> },
+}
+
+/// `/etc/ldap/schema/NAME.schema`.
+fn system_schema(name: &str) -> PathBuf {
+    Path::new(SCHEMA_DIR).join(format!("{name}.schema"))
+}
+
+/// nis.schema's `gecos`, and the UTF-8 Directory String syntax that replaces its IA5 one.
+const IA5_GECOS: &str = "EQUALITY caseIgnoreIA5Match\n\tSUBSTR caseIgnoreIA5SubstringsMatch\n\tSYNTAX 1.3.6.1.4.1.1466.115.121.1.26 SINGLE-VALUE )";
+const UTF8_GECOS: &str = "EQUALITY caseIgnoreMatch\n\tSUBSTR caseIgnoreSubstringsMatch\n\tSYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )";
+
+/// Writes `dir/nis.schema`: Debian's, with `gecos` a UTF-8 Directory String. The fixture's
+/// [`fixture::JOSE`] has a non-ASCII gecos, which `slapadd -q` loads unchecked into the
+/// provider; a syncrepl consumer checks every replicated entry against its schema and, with
+/// nis.schema's IA5 `gecos`, refuses that one ("mods check (gecos: value #0 invalid per
+/// syntax)") and retries the whole refresh for ever. Many sites widen `gecos` the same way.
+fn write_utf8_gecos_nis_schema(dir: &Path) -> Result<PathBuf> {
+    let system = system_schema("nis");
+    let text = fs::read_to_string(&system).with_context(|| format!("reading {}", system.display()))?;
+    ensure!(text.matches(IA5_GECOS).count() == 1, "{} does not define gecos as expected", system.display());
+    let path = dir.join("nis.schema");
+    fs::write(&path, text.replace(IA5_GECOS, UTF8_GECOS)).context("writing nis.schema")?;
+    Ok(path)
+}
+
+fn slapd_conf(
+    dir: &Path,
+    pki: &TestPki,
+    admin_password: &str,
+    security: Security,
+    nis_schema: &Path,
+    extra_global: &str,
+    database_lines: &str,
+) -> String {
     let q = |p: &Path| format!("\"{}\"", p.display());
     let tls = match security {
         Security::TlsRequired => format!(
@@ -432,7 +552,11 @@ security tls=1
             "# No TLS* directive and no `security`: StartTLS refused, binds taken in clear.\n".into()
         }
     };
-    let includes: String = SCHEMAS.iter().map(|s| format!("include /etc/ldap/schema/{s}.schema\n")).collect();
+    let includes: String = SCHEMAS
+        .iter()
+        .map(|&s| if s == "nis" { nis_schema.to_path_buf() } else { system_schema(s) })
+        .map(|path| format!("include {}\n", q(&path)))
+        .collect();
     format!(
         "{includes}\
 pidfile {pid}
@@ -451,7 +575,7 @@ directory {db}
 maxsize 268435456
 dbnosync
 index objectClass,uid,uidNumber,gidNumber,memberUid,cn eq
-overlay ppolicy
+{database_lines}overlay ppolicy
 ppolicy_default \"{DEFAULT_POLICY_DN}\"
 # A password set in clear (an LDAP modify) is stored hashed, as Password Modify stores it.
 ppolicy_hash_cleartext

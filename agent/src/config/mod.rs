@@ -16,6 +16,9 @@ use raw::{RawConfig, RawDirectory, RawGroupMap, RawTls, RawUserMap};
 
 pub const DEFAULT_PATH: &str = "/etc/lanyard/lanyard.toml";
 
+/// `directory.failback` when the file does not set it.
+pub const DEFAULT_FAILBACK: Duration = Duration::from_secs(30);
+
 /// Everything the agent needs to know, checked.
 #[derive(Debug)]
 pub struct Config {
@@ -48,6 +51,10 @@ pub struct DirectoryConfig {
     pub service_account: Option<ServiceAccount>,
     /// Budget for one directory operation, connecting included.
     pub timeout: Duration,
+    /// How long a server that failed goes behind the others in `servers` before it is
+    /// preferred again: short to return to the primary soon after it recovers, long to spare
+    /// a flapping one.
+    pub failback: Duration,
     pub pool_size: usize,
     pub page_size: u32,
     pub users: UserMap,
@@ -329,6 +336,7 @@ fn directory_config(
     if timeout.is_zero() {
         return Err(error("directory.timeout", "must be more than zero".into()));
     }
+    let failback = duration("directory.failback", raw.failback.as_ref(), DEFAULT_FAILBACK)?;
     let pool_size = raw.pool_size.unwrap_or(2);
     if !(1..=64).contains(&pool_size) {
         return Err(error("directory.pool_size", format!("{pool_size} is outside 1..=64")));
@@ -345,6 +353,7 @@ fn directory_config(
         trust,
         service_account,
         timeout,
+        failback,
         pool_size,
         page_size,
     })

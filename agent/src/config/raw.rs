@@ -35,6 +35,8 @@ pub struct RawDirectory {
     pub bind_password_file: Option<PathBuf>,
     pub schema: Option<String>,
     pub timeout: Option<String>,
+    /// How long a server that failed is tried only after the others.
+    pub failback: Option<String>,
     /// Persistent connections bound as the service account.
     pub pool_size: Option<usize>,
     /// Entries per page for enumeration (RFC 2696).

@@ -53,6 +53,8 @@ fn a_minimal_config_gets_the_documented_defaults() {
     assert_eq!(d.servers[1].transport, Transport::Ldaps);
     assert_eq!(d.servers[1].port, 6360);
     assert_eq!(d.timeout, Duration::from_secs(3));
+    assert_eq!(d.failback, DEFAULT_FAILBACK);
+    assert_eq!(DEFAULT_FAILBACK, Duration::from_secs(30));
     assert!(matches!(d.trust, Trust::System));
     assert!(d.service_account.is_none());
     assert_eq!(d.users.filter, "(objectClass=posixAccount)");
@@ -155,6 +157,14 @@ fn bad_durations_name_their_key() {
     assert!(message.contains("directory.timeout"), "{message}");
     let message = error_of(&format!("{MINIMAL}[cache]\nttl = \"soon\"\n"));
     assert!(message.contains("cache.ttl"), "{message}");
+    let message = error_of(&format!("{MINIMAL}failback = \"30\"\n"));
+    assert!(message.contains("directory.failback"), "{message}");
+}
+
+#[test]
+fn failback_is_read_from_the_directory_section() {
+    let config = parse(&format!("{MINIMAL}failback = \"2s\"\n")).unwrap();
+    assert_eq!(config.directory.failback, Duration::from_secs(2));
 }
 
 #[test]

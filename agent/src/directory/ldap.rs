@@ -25,13 +25,25 @@ use crate::metrics::Metrics;
 /// Below this much budget left, a retry is not worth starting.
 const MIN_ATTEMPT: Duration = Duration::from_millis(50);
 
+/// What becomes of a connection after an operation it answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AfterUse {
+    /// Back to the pool for the next operation.
+    Keep,
+    /// Closed: it carried a password. ldap3 encodes each request into the connection's write
+    /// buffer and never clears it, so the bytes stay until the connection is freed (and wiped
+    /// by lanyardd's allocator); a pooled connection would keep them for its whole life.
+    Retire,
+}
+
 pub struct LdapDirectory {
     /// Searches, bound as the service account.
     pool: Pool,
     servers: Vec<crate::config::Server>,
     order: Arc<ServerOrder>,
     /// Binds as end users (logins, password changes), one user at a time per connection.
-    pub(super) binder: Pool,
+    /// Shared with the tasks that replace a connection retired after a bind.
+    pub(super) binder: Arc<Pool>,
     pub(super) users: UserMap,
     groups: GroupMap,
     pub(super) timeout: Duration,
@@ -47,13 +59,13 @@ impl LdapDirectory {
     /// Connections, binds and searches are recorded in `metrics`.
     pub fn with_metrics(config: &DirectoryConfig, metrics: Arc<Metrics>) -> Result<LdapDirectory, String> {
         let tls = tls::client_config(&config.trust)?;
-        let order = Arc::new(ServerOrder::new(config.servers.len()));
+        let order = Arc::new(ServerOrder::new(config.servers.len(), config.failback));
         for server in &config.servers {
             metrics.add_server(&server.uri);
         }
         Ok(LdapDirectory {
             pool: Pool::new(config, tls.clone(), order.clone(), Identity::ServiceAccount, metrics.clone()),
-            binder: Pool::new(config, tls, order.clone(), Identity::BindsPerUse, metrics.clone()),
+            binder: Arc::new(Pool::new(config, tls, order.clone(), Identity::BindsPerUse, metrics.clone())),
             servers: config.servers.clone(),
             order,
             users: config.users.clone(),
@@ -77,41 +89,69 @@ impl LdapDirectory {
         F: Fn(Ldap) -> Fut,
         Fut: Future<Output = Result<T, LdapError>>,
     {
+        self.with_retry_then(what, AfterUse::Keep, op).await
+    }
+
+    /// [`LdapDirectory::with_retry`], choosing what becomes of the connection once it answered:
+    /// one that carried a password is retired (see [`AfterUse`]).
+    pub(super) async fn with_retry_then<T, F, Fut>(
+        &self,
+        what: &str,
+        after: AfterUse,
+        op: F,
+    ) -> Result<T, DirectoryError>
+    where
+        F: Fn(Ldap) -> Fut,
+        Fut: Future<Output = Result<T, LdapError>>,
+    {
         // One budget for the whole operation, connecting and the retry included: a hung
-        // directory costs a request `directory.timeout`, never a multiple of it.
+        // directory costs a request `directory.timeout`, never a multiple of it. With more than
+        // one server, the first attempt gets half of it: a server that stopped answering on a
+        // pooled connection is held back and the retry goes to the next one in time.
         let deadline = Instant::now() + self.timeout;
         let mut last = DirectoryError::Timeout;
-        for _attempt in 0..2 {
+        for attempt in 0..2 {
             let left = deadline.saturating_duration_since(Instant::now());
             if left < MIN_ATTEMPT {
                 break;
             }
             // A lease dropped without `keep` (an error, the budget running out, or this future
             // being cancelled) discards its connection.
-            let attempt = async {
-                let lease = self.pool.lease().await?;
-                let result = op(lease.ldap.clone()).await;
-                Ok::<_, DirectoryError>((lease, result))
-            };
-            match tokio::time::timeout(left, attempt).await {
+            let lease = match tokio::time::timeout(left, self.pool.lease()).await {
+                Ok(Ok(lease)) => lease,
                 // No server could be connected to: connecting again now would not help.
                 Ok(Err(unreachable)) => return Err(unreachable),
-                Ok(Ok((lease, Ok(value)))) => {
-                    lease.keep();
+                Err(_) => {
+                    warn!("{what}: no connection within {left:?} (directory.timeout)");
+                    last = DirectoryError::Timeout;
+                    continue;
+                }
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            let budget = if attempt == 0 && self.servers.len() > 1 { left / 2 } else { left };
+            match tokio::time::timeout(budget, op(lease.ldap.clone())).await {
+                Ok(Ok(value)) => {
+                    if after == AfterUse::Keep {
+                        lease.keep();
+                    }
                     return Ok(value);
                 }
-                Ok(Ok((lease, Err(LdapError::LdapResult { result })))) => {
+                Ok(Err(LdapError::LdapResult { result })) => {
                     let why = format!("{}: {what}: {}", lease.server, ldap3_result_text(result.rc, &result.text));
-                    lease.keep();
+                    if after == AfterUse::Keep {
+                        lease.keep();
+                    }
                     warn!("{why}");
                     return Err(DirectoryError::Server(why));
                 }
-                Ok(Ok((lease, Err(e)))) => {
+                Ok(Err(e)) => {
                     warn!(server = %lease.server, "{what} failed, retrying on another connection: {e}");
                     last = DirectoryError::Unreachable(format!("{}: {e}", lease.server));
                 }
                 Err(_) => {
-                    warn!("{what}: no answer within {:?} (directory.timeout)", self.timeout);
+                    // Held back: the pools leave its connections and try the others first.
+                    self.order.failed(lease.server_index);
+                    warn!(server = %lease.server, "{what}: no answer within {budget:?}; trying another server");
                     last = DirectoryError::Timeout;
                 }
             }

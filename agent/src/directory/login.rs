@@ -3,7 +3,7 @@
 //! with the Password Modify extended operation (RFC 3062).
 //!
 //! Passwords reach ldap3 only as `&str` borrowed from a [`Secret`]; ldap3 copies them into its
-//! own BER buffers, which it does not wipe (noted in the README's limits).
+//! own BER buffers, which it does not wipe: lanyardd's global allocator wipes them when freed.
 
 use std::future::Future;
 
@@ -12,7 +12,7 @@ use ldap3::exop::PasswordModify;
 use ldap3::{Ldap, LdapError, SearchEntry};
 use tracing::warn;
 
-use super::ldap::{LdapDirectory, first_mapped};
+use super::ldap::{AfterUse, LdapDirectory, first_mapped};
 use super::pool::{bind_result, ldap3_result_text};
 use super::{AccountState, DirectoryError, PasswordChange, PasswordCheck, filter, mapping};
 use crate::metrics::{BindKind, BindResult};
@@ -39,7 +39,9 @@ impl LdapDirectory {
     }
 
     /// Runs `op` on a binder connection nobody else is using, under the timeout. No retry: a
-    /// bind that timed out may have counted as a failure on the server already.
+    /// bind that timed out may have counted as a failure on the server already. The connection
+    /// carried a password, so it is retired afterwards (`AfterUse::Retire`) and a fresh one is
+    /// connected in the background for the next login.
     async fn on_own_connection<T, Fut>(&self, what: &str, op: impl FnOnce(Ldap) -> Fut) -> Result<T, DirectoryError>
     where
         Fut: Future<Output = Result<T, LdapError>>,
@@ -49,17 +51,18 @@ impl LdapDirectory {
         let attempt = async {
             let lease = self.binder.lease_exclusive().await?;
             let result = op(lease.ldap.clone()).await;
-            Ok::<_, DirectoryError>((lease, result))
+            Ok::<_, DirectoryError>((lease.server.clone(), result))
         };
-        match tokio::time::timeout(self.timeout, attempt).await {
+        let outcome = tokio::time::timeout(self.timeout, attempt).await;
+        match outcome {
             Ok(Err(unreachable)) => Err(unreachable),
-            Ok(Ok((lease, Ok(value)))) => {
-                lease.keep();
+            Ok(Ok((_, Ok(value)))) => {
+                self.binder.refill_in_background();
                 Ok(value)
             }
-            Ok(Ok((lease, Err(e)))) => {
-                warn!(server = %lease.server, "{what} failed: {e}");
-                Err(DirectoryError::Unreachable(format!("{}: {what}: {e}", lease.server)))
+            Ok(Ok((server, Err(e)))) => {
+                warn!(%server, "{what} failed: {e}");
+                Err(DirectoryError::Unreachable(format!("{server}: {what}: {e}")))
             }
             Err(_) => {
                 warn!("{what}: no answer within {:?} (directory.timeout)", self.timeout);
@@ -142,7 +145,7 @@ impl LdapDirectory {
                 .await?
             }
             None => {
-                self.with_retry("password reset", |mut ldap| async move {
+                self.with_retry_then("password reset", AfterUse::Retire, |mut ldap| async move {
                     let modify = PasswordModify { user_id: Some(dn), old_pass: None, new_pass: Some(new) };
                     ldap.extended(modify).await.map(|reply| (reply.1.rc, reply.1.text))
                 })

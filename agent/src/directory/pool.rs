@@ -18,6 +18,7 @@ use std::time::Duration;
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, StdStream};
 use rustls::ClientConfig;
 use tokio::sync::{Mutex, MutexGuard};
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 use zeroize::Zeroizing;
 
@@ -33,6 +34,8 @@ pub struct Lease<'a> {
     pub ldap: Ldap,
     /// For logs: which server this connection goes to.
     pub server: Arc<str>,
+    /// Which configured server: the one to hold back if it stops answering.
+    pub server_index: usize,
     pool: &'a Pool,
     slot: usize,
     serial: u64,
@@ -64,6 +67,10 @@ impl Drop for Lease<'_> {
 struct Live {
     ldap: Ldap,
     server: Arc<str>,
+    /// Which configured server, and since when: a connection to a less preferred server is
+    /// replaced once it is `failback` old and a better one is no longer held back.
+    server_index: usize,
+    connected_at: Instant,
     serial: u64,
     /// Counts the connection in the metrics while it is held.
     _open: OpenConnection,
@@ -147,9 +154,10 @@ impl Pool {
         let slot = self.next_slot.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let mut live = self.slots[slot].lock().await;
         let conn = self.ensure_connected(&mut live).await?;
-        let (ldap, server, serial) = (conn.ldap.clone(), conn.server.clone(), conn.serial);
+        let (ldap, server, server_index, serial) =
+            (conn.ldap.clone(), conn.server.clone(), conn.server_index, conn.serial);
         drop(live);
-        Ok(Lease { ldap, server, pool: self, slot, serial, keep: false })
+        Ok(Lease { ldap, server, server_index, pool: self, slot, serial, keep: false })
     }
 
     /// A connection nobody else uses until the lease is dropped: a free slot if there is one,
@@ -166,6 +174,18 @@ impl Pool {
         Ok(ExclusiveLease { ldap, server, slot, keep: false })
     }
 
+    /// Connects an empty slot in the background, so the login after a retired connection (see
+    /// `AfterUse::Retire`) does not wait for a TLS handshake. Best effort: if every slot is
+    /// connected this changes nothing, and a failure only shows in the log and the metrics.
+    pub fn refill_in_background(self: &Arc<Self>) {
+        let pool = Arc::clone(self);
+        tokio::spawn(async move {
+            if let Ok(lease) = pool.lease_exclusive().await {
+                lease.keep();
+            }
+        });
+    }
+
     /// The slot's connection, connecting first if it has none or it closed.
     async fn ensure_connected<'s>(&self, live: &'s mut Option<Live>) -> Result<&'s mut Live, DirectoryError> {
         if let Some(conn) = live.as_mut()
@@ -174,11 +194,27 @@ impl Pool {
             debug!(server = %conn.server, "connection closed; reconnecting");
             *live = None;
         }
+        if let Some(conn) = live.as_ref()
+            && self.order.is_held_back(conn.server_index)
+        {
+            // Its server stopped answering on another connection: this one would likely stall too.
+            info!(server = %conn.server, "replacing a connection to a server that stopped answering");
+            *live = None;
+        }
+        if let Some(conn) = live.as_ref()
+            && self.order.preferred().is_some_and(|first| first < conn.server_index)
+            && conn.connected_at.elapsed() >= self.order.hold_back()
+        {
+            // Back to the preferred server once it has served its hold-back; if it is still
+            // down, connect_any holds it back again and this slot lands where it was.
+            info!(server = %conn.server, "replacing a connection to a fallback server: a preferred one may be back");
+            *live = None;
+        }
         if live.is_none() {
-            let (ldap, server) = self.connect_any().await?;
+            let (ldap, server_index, server) = self.connect_any().await?;
             let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
             let _open = self.metrics.connection_opened(&server);
-            *live = Some(Live { ldap, server, serial, _open });
+            *live = Some(Live { ldap, server, server_index, connected_at: Instant::now(), serial, _open });
         }
         live.as_mut().ok_or_else(|| DirectoryError::Unreachable("connection vanished".into()))
     }
@@ -192,16 +228,19 @@ impl Pool {
     }
 
     /// Connects to the first server that accepts us, logging why each one before it did not.
-    async fn connect_any(&self) -> Result<(Ldap, Arc<str>), DirectoryError> {
+    /// Each server gets an equal share of `directory.timeout`: a hung first server (TCP
+    /// accepted, nothing answers) must leave the next one time to answer within one budget.
+    async fn connect_any(&self) -> Result<(Ldap, usize, Arc<str>), DirectoryError> {
         let mut failures = Vec::new();
+        let share = self.timeout / u32::try_from(self.servers.len().max(1)).unwrap_or(u32::MAX);
         for index in self.order.order() {
             let server = &self.servers[index];
-            match tokio::time::timeout(self.timeout, self.connect(server)).await {
+            match tokio::time::timeout(share, self.connect(server)).await {
                 Ok(Ok(ldap)) => {
                     self.order.worked(index);
                     info!(server = %server.uri, "connected to the directory");
                     self.read_certificate_expiry(server);
-                    return Ok((ldap, server.uri.as_str().into()));
+                    return Ok((ldap, index, server.uri.as_str().into()));
                 }
                 Ok(Err(why)) => {
                     self.order.failed(index);
@@ -210,7 +249,7 @@ impl Pool {
                 }
                 Err(_) => {
                     self.order.failed(index);
-                    let why = format!("no answer within {:?} (directory.timeout)", self.timeout);
+                    let why = format!("no answer within {share:?} (its share of directory.timeout)");
                     warn!(server = %server.uri, "cannot use this directory server: {why}");
                     failures.push(format!("{}: {why}", server.uri));
                 }

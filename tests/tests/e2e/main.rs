@@ -23,6 +23,7 @@
 //! | `faults` | slapd killed mid-burst, the agent killed under waiting callers, a full cache disk, a slapd size limit |
 //! | `abuse` | a thousand silent connections from root and a one-uid request flood: bystanders answered, memory bounded |
 //! | `secrets` | debug logs and a core dump of the agent after logins hold no test password |
+//! | `failover` | a provider and a syncrepl consumer: the provider killed mid-burst or hung, and back to it once it returns |
 //! | `offline` | slapd stopped or hung: lookups and logins from the cache, back online, restarts, `kill -9`, the cache file |
 
 mod abuse;
@@ -33,6 +34,7 @@ mod config;
 mod ctl;
 mod directory_policy;
 mod docs;
+mod failover;
 mod faults;
 mod harness;
 mod hostile;
