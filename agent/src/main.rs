@@ -16,6 +16,12 @@ use lanyard_agent::state::Health;
 use tokio::net::UnixListener;
 use tracing::{error, info, warn};
 
+/// Every freed heap block is wiped first: the agent's own secrets are zeroized where they are
+/// held, but the libraries it hands a password to copy it (ldap3 encodes the bind, rustls
+/// buffers the plaintext record) and free those copies without wiping them.
+#[global_allocator]
+static ALLOCATOR: zeroizing_alloc::ZeroAlloc<std::alloc::System> = zeroizing_alloc::ZeroAlloc(std::alloc::System);
+
 fn main() -> std::process::ExitCode {
     // SAFETY: no other thread exists yet. The variable makes the NSS module decline every lookup
     // in this process, so the agent never asks itself through nsswitch.
