@@ -3,7 +3,8 @@
 //!
 //! For the offline tests an [`Agent`] can be restarted with the same config, socket and
 //! `cache_dir` ([`Agent::restart`]), killed with SIGKILL mid-work ([`Agent::kill`]), and
-//! started under a umask or a shifted wall clock ([`Launch`], [`shifted_clock`]).
+//! started under a umask or a shifted wall clock ([`Launch`], [`shifted_clock`]), or with a wall
+//! clock the test moves while it runs ([`JumpableClock`]).
 
 use std::fs::{self, OpenOptions};
 use std::os::unix::net::UnixStream;
@@ -370,6 +371,66 @@ pub fn shifted_clock(offset: &str) -> Result<Vec<(String, String)>> {
     ])
 }
 
+/// A wall clock the test moves while the agent runs, for clock jumps (NTP stepping a laptop's
+/// clock after a suspend, an RTC that lost its battery, an admin's `date -s`).
+///
+/// [`shifted_clock`] fixes the offset at start; a jump at run time needs libfaketime to read its
+/// spec from a file instead (`FAKETIME_TIMESTAMP_FILE`) and to read it again on every call
+/// (`FAKETIME_NO_CACHE=1`; by default it caches the spec for 10 s, which would make a jump land
+/// "some time later" and tests wait for it). `FAKETIME_DONT_FAKE_MONOTONIC=1` keeps
+/// `CLOCK_MONOTONIC` real, so only what the agent reads from `CLOCK_REALTIME` jumps: that split is
+/// exactly what the tests are about. `FAKETIME` must not be set as well: it would win over the
+/// file. The spec file lives in a scratch directory of its own and is replaced by rename, so
+/// the agent never reads a half-written spec (which libfaketime could take for an absolute date).
+#[derive(Debug)]
+pub struct JumpableClock {
+    dir: TempDir,
+    spec: PathBuf,
+}
+
+impl JumpableClock {
+    /// A clock that starts at the real time (offset `+0`).
+    pub fn new() -> Result<Self> {
+        let dir = TempDir::new("clock")?;
+        let spec = dir.join("faketimerc");
+        let clock = JumpableClock { dir, spec };
+        clock.jump("+0")?;
+        Ok(clock)
+    }
+
+    /// The environment for [`Launch::env`]: every start or restart given it follows this clock.
+    pub fn env(&self) -> Result<Vec<(String, String)>> {
+        let library = libfaketime()?;
+        Ok(vec![
+            ("LD_PRELOAD".into(), library.to_string_lossy().into_owned()),
+            ("FAKETIME_TIMESTAMP_FILE".into(), self.spec.to_string_lossy().into_owned()),
+            ("FAKETIME_NO_CACHE".into(), "1".into()),
+            ("FAKETIME_DONT_FAKE_MONOTONIC".into(), "1".into()),
+        ])
+    }
+
+    /// `Launch::default()` with [`JumpableClock::env`].
+    pub fn launch(&self) -> Result<Launch> {
+        Ok(Launch::default().env(self.env()?))
+    }
+
+    /// Sets the wall clock to the real time moved by `offset` (`"+2d"`, `"-22h"`, `"+0"`), from
+    /// the next clock read on. Not cumulative: `jump("+1d")` twice is one day ahead, and
+    /// `jump("+0")` puts the clock right. Only a sign, digits and one of libfaketime's units
+    /// (`s`, `m`, `h`, `d`, `y`, or none for seconds) are accepted, so a typo cannot turn into
+    /// an absolute date.
+    pub fn jump(&self, offset: &str) -> Result<()> {
+        let rest = offset.strip_prefix(['+', '-']).unwrap_or_default();
+        let digits = rest.strip_suffix(['s', 'm', 'h', 'd', 'y']).unwrap_or(rest);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            bail!("not a relative libfaketime offset: {offset:?} (e.g. \"+2d\", \"-22h\")");
+        }
+        let staged = self.dir.join("faketimerc.new");
+        fs::write(&staged, format!("{offset}\n")).with_context(|| format!("writing {}", staged.display()))?;
+        fs::rename(&staged, &self.spec).with_context(|| format!("replacing {}", self.spec.display()))
+    }
+}
+
 /// `/usr/lib/<multiarch>/faketime/libfaketime.so.1`.
 fn libfaketime() -> Result<PathBuf> {
     let entries = fs::read_dir("/usr/lib").context("listing /usr/lib")?;
@@ -478,6 +539,25 @@ impl Paths {
     }
 }
 
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Err(e) = self.process.stop() {
+            eprintln!("stopping lanyardd: {e:#}");
+        }
+        remove_faketime_leftovers(self.process.pid());
+    }
+}
+
+/// libfaketime (see [`shifted_clock`], [`JumpableClock`]) keeps a shared-memory segment and a
+/// semaphore named after the process's PID in /dev/shm and removes them only on a clean exit;
+/// left behind, they make a later process with the same PID fail to start under libfaketime.
+/// Removes this PID's pair once the process is gone (a no-op for an agent without libfaketime).
+fn remove_faketime_leftovers(pid: u32) {
+    for name in [format!("faketime_shm_{pid}"), format!("sem.faketime_sem_{pid}")] {
+        let _ = fs::remove_file(Path::new("/dev/shm").join(name));
+    }
+}
+
 impl Agent {
     /// Starts the agent and waits until its socket accepts connections. Fails with the agent's
     /// log if it exits first.
@@ -520,6 +600,7 @@ impl Agent {
     /// Like [`Agent::restart`], launched as `launch` says (for this run only).
     pub fn restart_with(&mut self, launch: &Launch) -> Result<()> {
         self.process.stop()?;
+        remove_faketime_leftovers(self.process.pid());
         let mut process = self.paths.spawn(launch, true)?;
         self.paths.wait_ready(&mut process)?;
         self.process = process;
@@ -529,7 +610,9 @@ impl Agent {
     /// Kills the agent with SIGKILL (no shutdown, no flush: a crash) and reaps it. Its socket
     /// file stays behind, stale, as after a real crash.
     pub fn kill(&mut self) -> Result<ExitStatus> {
-        self.process.kill()
+        let status = self.process.kill();
+        remove_faketime_leftovers(self.process.pid());
+        status
     }
 
     /// The directory `socket` lives in (mounted over `/run/lanyard` by [`crate::Namespace`]).
@@ -684,6 +767,21 @@ failure_window = "5m"
         child.stop().unwrap();
         let status = status.unwrap();
         assert!(status.lines().any(|l| l == "Umask:\t0027"), "{status}");
+    }
+
+    #[test]
+    fn a_jumpable_clock_takes_only_relative_offsets_and_replaces_its_spec() {
+        let clock = JumpableClock::new().unwrap();
+        assert_eq!(fs::read_to_string(&clock.spec).unwrap(), "+0\n");
+        for good in ["+2d", "-22h", "+90", "-1y", "+0"] {
+            clock.jump(good).unwrap();
+            assert_eq!(fs::read_to_string(&clock.spec).unwrap(), format!("{good}\n"));
+        }
+        for bad in ["", "+", "2d", "+2dd", "+d", "é", "+-2d", "@2024-01-01 00:00:00", "2024-01-01 00:00:00", "+2d x10"]
+        {
+            assert!(clock.jump(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert_eq!(fs::read_to_string(&clock.spec).unwrap(), "+0\n", "a refused offset changed the spec");
     }
 
     #[test]

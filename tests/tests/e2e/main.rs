@@ -24,11 +24,13 @@
 //! | `abuse` | a thousand silent connections from root and a one-uid request flood: bystanders answered, memory bounded |
 //! | `secrets` | debug logs and a core dump of the agent after logins hold no test password |
 //! | `failover` | a provider and a syncrepl consumer: the provider killed mid-burst or hung, and back to it once it returns |
+//! | `clock` | the wall clock jumping forward and back: memory TTLs, disk-cache ages, offline windows and lockouts use the right clock |
 //! | `offline` | slapd stopped or hung: lookups and logins from the cache, back online, restarts, `kill -9`, the cache file |
 
 mod abuse;
 mod availability;
 mod capture;
+mod clock;
 mod common;
 mod config;
 mod ctl;
