@@ -10,6 +10,8 @@
 //! - [`name`]: which strings can be user or group names; everything else is refused before any
 //!   traffic.
 //! - [`client`]: a blocking client with connect, read and write deadlines.
+//! - [`snapshot`]: the memory-mappable file of users and groups the agent publishes and the NSS
+//!   module answers from without the socket (std only).
 //! - `testing` (feature `testing`, for the modules' tests only): a fake agent on a scratch socket.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -18,6 +20,7 @@ pub mod frame;
 pub mod message;
 pub mod name;
 pub mod secret;
+pub mod snapshot;
 mod sys;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -29,6 +32,8 @@ pub use message::{
     TracedAnswer,
 };
 pub use secret::Secret;
+pub use sys::boottime_ms;
+pub use snapshot::{Answer, GidList, GroupRecord, Snapshot, SnapshotBuilder, SnapshotError, UserRecord};
 
 /// Where the agent listens unless its configuration says otherwise. The NSS module cannot take
 /// arguments, so it always uses this path.

@@ -72,3 +72,20 @@ pub(crate) fn send_all(stream: &UnixStream, mut buf: &[u8]) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Milliseconds on CLOCK_BOOTTIME: the clock snapshot expiries are written in
+/// ([`crate::snapshot`]). The same for every process on the host, never set back (unlike the
+/// wall clock), and it counts time suspended (unlike CLOCK_MONOTONIC), so a laptop that slept
+/// through an entry's lifetime does not find it fresh on waking. 0 if the clock cannot be read,
+/// which makes every entry look expired: the safe side.
+pub fn boottime_ms() -> u64 {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer; the result is checked.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut now) };
+    if rc != 0 {
+        return 0;
+    }
+    let secs = u64::try_from(now.tv_sec).unwrap_or(0);
+    let millis = u64::try_from(now.tv_nsec).unwrap_or(0) / 1_000_000;
+    secs.saturating_mul(1000).saturating_add(millis)
+}
