@@ -6,9 +6,10 @@ set -euo pipefail
 # libfaketime: the offline tests run the agent with its wall clock moved ahead (verifier ages).
 # gdb: the secrets tests take a core dump of the running agent with gcore.
 # man-db, groff-base: the docs tests render every man page with `man -l` and `groff -ww`.
+# g++: libFuzzer (the fuzz smoke, tests/fuzz.sh) is C++, built by the libfuzzer-sys crate.
 packages=(slapd ldap-utils libpam0g-dev libclang-dev pamtester util-linux ca-certificates
   openssh-server openssh-client sshpass libfaketime
-  python3-prometheus-client man-db groff-base file gdb)
+  python3-prometheus-client man-db groff-base file gdb g++)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -13,3 +13,7 @@ bash tests/check-module-deps.sh
 # The end-to-end tests run the built agent and load the built NSS module.
 cargo build --workspace --locked
 cargo test --workspace --locked
+# A short smoke of every fuzz target (15 s each, from the committed seeds), after the tests so a
+# test failure is reported first. Its build is unoptimized and without ASan to stay around three
+# minutes from clean; `bash tests/fuzz.sh` is the long run with both (see that script).
+bash tests/fuzz.sh --smoke
