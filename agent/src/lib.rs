@@ -21,6 +21,7 @@ pub mod offline;
 pub mod policy;
 mod ratelimit;
 pub mod service;
+pub mod snapshot;
 pub mod state;
 
 use std::future::Future;

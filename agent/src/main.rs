@@ -85,6 +85,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
 
     tokio::spawn(service.clone().refresher());
+    tokio::spawn(service.clone().keep_listings_fresh());
+    // The NSS module's fast path: a snapshot beside the socket, where the module looks for it.
+    if let Some(dir) = config.socket.parent() {
+        service.publish_snapshots_to(dir);
+        tokio::spawn(service.clone().snapshot_publisher());
+    }
     let background = service.clone();
     tokio::spawn(async move {
         // Connect now, so a broken setup is in the log at once and a directory that is away

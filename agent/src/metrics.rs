@@ -81,6 +81,9 @@ pub struct Metrics {
     pub cache_misses: Counter,
     /// Login and password-change attempts refused by the failure limiter.
     pub rate_limited: Counter,
+    /// Snapshots written for the NSS module's fast path, and the size of the last one.
+    pub snapshots_published: Counter,
+    pub snapshot_bytes: Gauge,
     offline: Gauge,
     offline_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
     /// While offline: since when the time offline is not yet in `offline_seconds`.
@@ -103,6 +106,8 @@ impl Default for Metrics {
             cache_stale_answers: Counter::default(),
             cache_misses: Counter::default(),
             rate_limited: Counter::default(),
+            snapshots_published: Counter::default(),
+            snapshot_bytes: Gauge::default(),
             offline: Gauge::default(),
             offline_seconds: Counter::default(),
             offline_uncounted_since: Mutex::new(None),
@@ -191,6 +196,12 @@ impl Metrics {
         self.count_offline_time(&mut self.lock_offline_since());
         let mut registry = Registry::with_prefix("lanyard");
         registry.register("lookups", "Lookups answered", self.lookups.clone());
+        registry.register(
+            "snapshots_published",
+            "Snapshots written for the NSS module's in-process fast path",
+            self.snapshots_published.clone(),
+        );
+        registry.register("snapshot_bytes", "Size of the last snapshot written", self.snapshot_bytes.clone());
         registry.register("cache_memory_hits", "Lookups answered from memory", self.cache_memory_hits.clone());
         registry.register("cache_disk_hits", "Lookups answered from the disk cache", self.cache_disk_hits.clone());
         registry.register(

@@ -12,7 +12,7 @@ use lanyard_proto::{Group, Passwd};
 use libc::c_char;
 
 /// The password field: no hash ever leaves the agent.
-const NO_PASSWORD: &str = "x";
+const NO_PASSWORD: &[u8] = b"x";
 
 /// Why an entry was not packed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,36 +49,108 @@ pub struct PackedGroup {
 
 /// Packs `user`, NUL-terminated strings one after the other.
 pub fn pack_passwd(user: &Passwd, buf: &mut [u8]) -> Result<PackedPasswd, PackError> {
+    let fields = PasswdFields {
+        name: user.name.as_bytes(),
+        uid: user.uid,
+        gid: user.gid,
+        gecos: user.gecos.as_bytes(),
+        home: user.home.as_bytes(),
+        shell: user.shell.as_bytes(),
+    };
+    pack_passwd_fields(&fields, buf)
+}
+
+/// A user's fields as bytes: from an agent's answer or straight from the snapshot's mapping.
+#[derive(Debug, Clone, Copy)]
+pub struct PasswdFields<'a> {
+    pub name: &'a [u8],
+    pub uid: u32,
+    pub gid: u32,
+    pub gecos: &'a [u8],
+    pub home: &'a [u8],
+    pub shell: &'a [u8],
+}
+
+impl<'a> From<&lanyard_proto::UserRecord<'a>> for PasswdFields<'a> {
+    fn from(user: &lanyard_proto::UserRecord<'a>) -> Self {
+        PasswdFields {
+            name: user.name,
+            uid: user.uid,
+            gid: user.gid,
+            gecos: user.gecos,
+            home: user.home,
+            shell: user.shell,
+        }
+    }
+}
+
+/// Packs a user given as bytes.
+pub fn pack_passwd_fields(user: &PasswdFields<'_>, buf: &mut [u8]) -> Result<PackedPasswd, PackError> {
     // Checked before any size: a NUL makes the entry unrepresentable, and answering "too small"
     // would send glibc growing its buffer forever.
-    if [&user.name, &user.gecos, &user.home, &user.shell].iter().any(|s| s.contains('\0')) {
+    if [user.name, user.gecos, user.home, user.shell].iter().any(|s| s.contains(&0)) {
         return Err(PackError::ContainsNul);
     }
     let mut packer = Packer::new(buf);
     Ok(PackedPasswd {
-        name: packer.string(&user.name)?,
+        name: packer.string(user.name)?,
         passwd: packer.string(NO_PASSWORD)?,
         uid: user.uid,
         gid: user.gid,
-        gecos: packer.string(&user.gecos)?,
-        dir: packer.string(&user.home)?,
-        shell: packer.string(&user.shell)?,
+        gecos: packer.string(user.gecos)?,
+        dir: packer.string(user.home)?,
+        shell: packer.string(user.shell)?,
     })
 }
 
 /// Packs `group`: the pointer array first (so its alignment padding is at most one pointer's
 /// worth, at the very start), then the strings.
 pub fn pack_group(group: &Group, buf: &mut [u8]) -> Result<PackedGroup, PackError> {
-    if group.name.contains('\0') || group.members.iter().any(|m| m.contains('\0')) {
+    pack_group_fields(group.name.as_bytes(), group.gid, group.members.iter().map(String::as_bytes), buf)
+}
+
+/// Packs a group given as bytes; `members` is walked twice (checked, then copied), so it must
+/// be cheap to clone (an iterator over the agent's answer or over the snapshot's mapping).
+pub fn pack_group_fields<'m>(
+    name: &[u8],
+    gid: u32,
+    members: impl ExactSizeIterator<Item = &'m [u8]> + Clone,
+    buf: &mut [u8],
+) -> Result<PackedGroup, PackError> {
+    if name.contains(&0) || members.clone().any(|m| m.contains(&0)) {
         return Err(PackError::ContainsNul);
     }
     let mut packer = Packer::new(buf);
-    let slots = group.members.len().checked_add(1).ok_or(PackError::TooSmall)?;
+    let slots = members.len().checked_add(1).ok_or(PackError::TooSmall)?;
     let member_array = packer.pointer_array(slots)?;
-    let name = packer.string(&group.name)?;
+    let name = packer.string(name)?;
     let passwd = packer.string(NO_PASSWORD)?;
-    let members = group.members.iter().map(|m| packer.string(m)).collect::<Result<Vec<_>, _>>()?;
-    Ok(PackedGroup { name, passwd, gid: group.gid, member_array, members })
+    let members = members.map(|m| packer.string(m)).collect::<Result<Vec<_>, _>>()?;
+    Ok(PackedGroup { name, passwd, gid, member_array, members })
+}
+
+/// Packs a group whose members come as one block of NUL-terminated strings and the offset of
+/// each in it (the snapshot's layout): the block is copied in one piece, which for a group of
+/// thousands is far cheaper than copying each name.
+pub fn pack_group_block(
+    name: &[u8],
+    gid: u32,
+    block: &[u8],
+    starts: impl ExactSizeIterator<Item = usize>,
+    buf: &mut [u8],
+) -> Result<PackedGroup, PackError> {
+    if name.contains(&0) {
+        return Err(PackError::ContainsNul);
+    }
+    let mut packer = Packer::new(buf);
+    let slots = starts.len().checked_add(1).ok_or(PackError::TooSmall)?;
+    let member_array = packer.pointer_array(slots)?;
+    let name = packer.string(name)?;
+    let passwd = packer.string(NO_PASSWORD)?;
+    let block_at = packer.used;
+    packer.reserve(block.len(), 1)?.copy_from_slice(block);
+    let members = starts.map(|start| block_at + start).collect();
+    Ok(PackedGroup { name, passwd, gid, member_array, members })
 }
 
 /// Hands out consecutive pieces of one buffer.
@@ -107,11 +179,11 @@ impl<'a> Packer<'a> {
     }
 
     /// Copies `s` and a terminating NUL; returns the offset of its first byte.
-    fn string(&mut self, s: &str) -> Result<usize, PackError> {
+    fn string(&mut self, s: &[u8]) -> Result<usize, PackError> {
         let start = self.used;
         let slot = self.reserve(s.len() + 1, 1)?;
         let (text, nul) = slot.split_at_mut(s.len());
-        text.copy_from_slice(s.as_bytes());
+        text.copy_from_slice(s);
         nul.fill(0);
         Ok(start)
     }
@@ -256,5 +328,31 @@ mod tests {
         group.members[1] = "b\0b".into();
         assert_eq!(pack_group(&group, &mut big), Err(PackError::ContainsNul));
         assert_eq!(pack_group(&group, &mut []), Err(PackError::ContainsNul));
+    }
+
+    #[test]
+    fn a_member_block_packs_like_the_members_one_by_one() {
+        let group = staff(3);
+        let mut block = Vec::new();
+        let mut starts = Vec::new();
+        for member in &group.members {
+            starts.push(block.len());
+            block.extend_from_slice(member.as_bytes());
+            block.push(0);
+        }
+        let mut one_by_one = [0u8; 256];
+        let mut in_one_piece = [0u8; 256];
+        let a = pack_group(&group, &mut one_by_one).unwrap();
+        let b = pack_group_block(b"staff", 50, &block, starts.iter().copied(), &mut in_one_piece).unwrap();
+        let names = |buf: &[u8], packed: &PackedGroup| -> Vec<String> {
+            packed.members.iter().map(|&at| c_str(buf, at).to_owned()).collect()
+        };
+        assert_eq!(names(&one_by_one, &a), group.members);
+        assert_eq!(names(&in_one_piece, &b), group.members);
+        assert_eq!(c_str(&in_one_piece, b.name), "staff");
+        assert_eq!(
+            pack_group_block(b"staff", 50, &block, starts.iter().copied(), &mut [0u8; 16]),
+            Err(PackError::TooSmall)
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! The symbols glibc looks up, and every `unsafe` of the crate.
+//! The symbols glibc looks up, and every `unsafe` of the crate (with its child module
+//! `mapped`: the snapshot's read-only mapping).
 //!
 //! Each entry point is a shim: `answer` catches panics and applies the bypass rule, the raw
 //! pointers become safe types (`c_name`, `Out`, `GlibcGroups`), one safe function does the
@@ -395,6 +396,9 @@ impl GidList for GlibcGroups<'_> {
         *self.start += 1;
     }
 }
+
+mod mapped;
+pub use mapped::MappedFile;
 
 #[cfg(test)]
 mod tests;

@@ -1,14 +1,18 @@
 //! `libnss_lanyard.so.2`: the glibc NSS module for the `lanyard` source in nsswitch.conf.
 //!
 //! It runs inside every program that looks up a user or group (sshd, login, sudo, `ls -l`), so
-//! it does as little as possible: check the name, ask `lanyardd` over its socket with short
-//! deadlines, copy the answer into the caller's buffer. No threads, no global runtime, no panic
+//! it does as little as possible: check the name, answer from the agent's snapshot if it holds
+//! a fresh entry, else ask `lanyardd` over its socket with short deadlines, copy the answer into
+//! the caller's buffer. No threads, no global runtime, no panic
 //! crosses `extern "C"`, and "not found" never turns into "unavailable" or back.
 //!
 //! - [`ffi`]: the symbols glibc looks up (`_nss_lanyard_getpwnam_r`, ...) and every `unsafe` of
 //!   the crate. Each is a shim: catch panics, turn pointers into safe types, call one function
 //!   below, map the result through [`status`].
-//! - [`lookup`]: by name, by id, and initgroups: validate, one request, one answer.
+//! - [`lookup`]: by name, by id, and initgroups: validate, the snapshot or one request, one
+//!   answer.
+//! - `snapshot`: the agent's snapshot file, mapped once per process and remapped when the agent
+//!   replaces it (the mapping itself is `ffi::MappedFile`).
 //! - `retry`: the answer that did not fit, kept for glibc's immediate retry with a larger buffer.
 //! - `stuck`: after a reply timed out, short deadlines for a while, so a stuck agent costs one
 //!   long wait per process, not one per lookup.
@@ -27,6 +31,7 @@ pub mod enumerate;
 pub mod ffi;
 pub mod lookup;
 mod retry;
+mod snapshot;
 pub mod status;
 mod stuck;
 

@@ -11,30 +11,102 @@ use lanyard_proto::name::is_valid_name;
 use lanyard_proto::{Client, Group, Passwd, Request, Response};
 use libc::{c_long, gid_t};
 
-use crate::buffer::{self, PackError, PackedGroup, PackedPasswd};
+use lanyard_proto::snapshot::Answer;
+use lanyard_proto::{GidList as SnapshotGids, GroupRecord, Snapshot, UserRecord};
+
+use crate::buffer::{self, PackError, PackedGroup, PackedPasswd, PasswdFields};
 use crate::status::{Error, Unavailable};
-use crate::{retry, stuck};
+use crate::{retry, snapshot, stuck};
 
 /// `getpwnam_r`.
 pub fn user_by_name(socket: &Path, name: &[u8], buf: &mut [u8]) -> Result<PackedPasswd, Error> {
-    let name = checked_name(name)?;
-    lookup(socket, Request::UserByName(name), buf, |r, buf| packed(buffer::pack_passwd(user(r)?, buf)))
+    let checked = checked_name(name)?;
+    let from_snapshot = |snapshot: &Snapshot<'_>, now, stale, buf: &mut [u8]| {
+        decide(snapshot.user_by_name(name, now), stale, |user| pack_user_record(&user, buf))
+    };
+    fast_or_agent(socket, buf, from_snapshot, |buf| {
+        lookup(socket, Request::UserByName(checked), buf, |r, buf| packed(buffer::pack_passwd(user(r)?, buf)))
+    })
 }
 
 /// `getpwuid_r`.
 pub fn user_by_uid(socket: &Path, uid: u32, buf: &mut [u8]) -> Result<PackedPasswd, Error> {
-    lookup(socket, Request::UserByUid(uid), buf, |r, buf| packed(buffer::pack_passwd(user(r)?, buf)))
+    let from_snapshot = |snapshot: &Snapshot<'_>, now, stale, buf: &mut [u8]| {
+        decide(snapshot.user_by_uid(uid, now), stale, |user| pack_user_record(&user, buf))
+    };
+    fast_or_agent(socket, buf, from_snapshot, |buf| {
+        lookup(socket, Request::UserByUid(uid), buf, |r, buf| packed(buffer::pack_passwd(user(r)?, buf)))
+    })
 }
 
 /// `getgrnam_r`.
 pub fn group_by_name(socket: &Path, name: &[u8], buf: &mut [u8]) -> Result<PackedGroup, Error> {
-    let name = checked_name(name)?;
-    lookup(socket, Request::GroupByName(name), buf, |r, buf| packed(buffer::pack_group(group(r)?, buf)))
+    let checked = checked_name(name)?;
+    let from_snapshot = |snapshot: &Snapshot<'_>, now, stale, buf: &mut [u8]| {
+        decide(snapshot.group_by_name(name, now), stale, |group| pack_group_record(&group, buf))
+    };
+    fast_or_agent(socket, buf, from_snapshot, |buf| {
+        lookup(socket, Request::GroupByName(checked), buf, |r, buf| packed(buffer::pack_group(group(r)?, buf)))
+    })
 }
 
 /// `getgrgid_r`.
 pub fn group_by_gid(socket: &Path, gid: u32, buf: &mut [u8]) -> Result<PackedGroup, Error> {
-    lookup(socket, Request::GroupByGid(gid), buf, |r, buf| packed(buffer::pack_group(group(r)?, buf)))
+    let from_snapshot = |snapshot: &Snapshot<'_>, now, stale, buf: &mut [u8]| {
+        decide(snapshot.group_by_gid(gid, now), stale, |group| pack_group_record(&group, buf))
+    };
+    fast_or_agent(socket, buf, from_snapshot, |buf| {
+        lookup(socket, Request::GroupByGid(gid), buf, |r, buf| packed(buffer::pack_group(group(r)?, buf)))
+    })
+}
+
+fn pack_user_record(user: &UserRecord<'_>, buf: &mut [u8]) -> Result<PackedPasswd, Error> {
+    packed(buffer::pack_passwd_fields(&PasswdFields::from(user), buf))
+}
+
+fn pack_group_record(group: &GroupRecord<'_>, buf: &mut [u8]) -> Result<PackedGroup, Error> {
+    let (block, starts) = group.member_block();
+    packed(buffer::pack_group_block(group.name, group.gid, block, starts, buf))
+}
+
+/// Whether a record past its expiry may answer: only once the agent could not be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stale {
+    Refused,
+    Accepted,
+}
+
+/// What the snapshot's answer means for this lookup; `None`: ask the agent.
+fn decide<R, T>(answer: Answer<R>, stale: Stale, pack: impl FnOnce(R) -> Result<T, Error>) -> Option<Result<T, Error>> {
+    match answer {
+        Answer::Fresh(record) => Some(pack(record)),
+        Answer::Stale(record) if stale == Stale::Accepted => Some(pack(record)),
+        // The snapshot holds the whole directory, and it is fresh: no such entry.
+        Answer::Absent => Some(Err(Error::NotFound)),
+        Answer::Stale(_) | Answer::Unknown => None,
+    }
+}
+
+/// The snapshot first: a fresh record is the answer, and so is "absent" from a snapshot that
+/// holds the whole directory. Otherwise the agent; and if the agent cannot be reached at all
+/// (restarting, stopped, stuck), the snapshot's record even past its expiry, so `ls -l` and
+/// `id` keep working meanwhile.
+fn fast_or_agent<T>(
+    socket: &Path,
+    buf: &mut [u8],
+    from_snapshot: impl Fn(&Snapshot<'_>, u64, Stale, &mut [u8]) -> Option<Result<T, Error>>,
+    ask_agent: impl FnOnce(&mut [u8]) -> Result<T, Error>,
+) -> Result<T, Error> {
+    if let Some(answer) = snapshot::with(socket, |snapshot, now| from_snapshot(snapshot, now, Stale::Refused, buf)) {
+        return answer;
+    }
+    let answer = ask_agent(buf);
+    if matches!(answer, Err(Error::Unavailable(Unavailable::Unreachable)))
+        && let Some(stale) = snapshot::with(socket, |snapshot, now| from_snapshot(snapshot, now, Stale::Accepted, buf))
+    {
+        return stale;
+    }
+    answer
 }
 
 /// Asks once (or reuses the answer that did not fit the caller's last, smaller buffer) and
@@ -77,22 +149,37 @@ pub fn groups_of_user(
     limit: c_long,
     list: &mut impl GidList,
 ) -> Result<(), Error> {
-    let name = checked_name(name)?;
-    match ask(socket, &Request::GroupsOfUser(name))? {
-        Response::GroupIds(gids) => append_gids(list, &gids, skip, limit),
-        other => Err(not_an_entry(&other)),
-    }
+    let checked = checked_name(name)?;
+    // Copied out of the mapping before glibc's array grows (which may call malloc).
+    let from_snapshot = |snapshot: &Snapshot<'_>, now, stale, _: &mut [u8]| {
+        decide(snapshot.groups_of(name, now), stale, |gids: SnapshotGids<'_>| Ok(gids.iter().collect::<Vec<u32>>()))
+    };
+    let gids =
+        fast_or_agent(socket, &mut [], from_snapshot, |_| match ask(socket, &Request::GroupsOfUser(checked))? {
+            Response::GroupIds(gids) => Ok(gids),
+            other => Err(not_an_entry(&other)),
+        })?;
+    append_gids(list, &gids, skip, limit)
 }
+
+/// Up to this many gids in all, duplicates are found by scanning the list.
+const SCAN_LIMIT: usize = 64;
 
 /// Appends each of `gids` that is not `skip` (the primary group, which glibc adds itself) and not
 /// already listed. The array doubles when full, but never past `limit` when `limit > 0`; at the
 /// limit we stop adding and still succeed, as glibc's files module does.
 pub fn append_gids(list: &mut impl GidList, gids: &[u32], skip: gid_t, limit: c_long) -> Result<(), Error> {
     let max = usize::try_from(limit).ok().filter(|&l| l > 0).unwrap_or(usize::MAX);
-    // A set, not `contains` on the array: a user can be in thousands of groups.
-    let mut present: HashSet<gid_t> = list.as_slice().iter().copied().collect();
+    // A user can be in thousands of groups: past a few dozen, a set instead of scanning the
+    // array (a scan of a short array is cheaper than building a set at all).
+    let mut present: Option<HashSet<gid_t>> =
+        (list.as_slice().len() + gids.len() > SCAN_LIMIT).then(|| list.as_slice().iter().copied().collect());
     for &gid in gids {
-        if gid == skip || present.contains(&gid) {
+        let listed = match &present {
+            Some(set) => set.contains(&gid),
+            None => list.as_slice().contains(&gid),
+        };
+        if gid == skip || listed {
             continue;
         }
         let len = list.as_slice().len();
@@ -103,7 +190,9 @@ pub fn append_gids(list: &mut impl GidList, gids: &[u32], skip: gid_t, limit: c_
             list.grow(len.saturating_mul(2).max(len + 1).min(max))?;
         }
         list.push(gid);
-        present.insert(gid);
+        if let Some(set) = &mut present {
+            set.insert(gid);
+        }
     }
     Ok(())
 }

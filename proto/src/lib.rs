@@ -32,8 +32,8 @@ pub use message::{
     TracedAnswer,
 };
 pub use secret::Secret;
-pub use sys::boottime_ms;
 pub use snapshot::{Answer, GidList, GroupRecord, Snapshot, SnapshotBuilder, SnapshotError, UserRecord};
+pub use sys::boottime_ms;
 
 /// Where the agent listens unless its configuration says otherwise. The NSS module cannot take
 /// arguments, so it always uses this path.

@@ -14,7 +14,7 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::OnceCell;
+use tokio::sync::{Notify, OnceCell};
 use tokio::time::Instant;
 
 use crate::config::CacheConfig;
@@ -44,11 +44,42 @@ pub struct Cache<K, V> {
     ttl: CacheConfig,
     entries: Mutex<HashMap<K, Entry<V>>>,
     in_flight: Mutex<HashMap<K, InFlight<V>>>,
+    /// Woken on every insert and clear: the snapshot publisher waits on it (a stored permit, so
+    /// a change between two waits is never missed).
+    changed: Arc<Notify>,
+}
+
+/// A positive entry as [`Cache::positive_entries`] lists it.
+pub struct Listed<K, V> {
+    pub key: K,
+    pub value: Arc<V>,
+    /// When it stops being fresh (in the past for an expired entry not yet dropped).
+    pub expires: Instant,
 }
 
 impl<K: Eq + Hash + Clone, V> Cache<K, V> {
     pub fn new(ttl: CacheConfig) -> Cache<K, V> {
-        Cache { ttl, entries: Mutex::default(), in_flight: Mutex::default() }
+        Cache::notifying(ttl, Arc::default())
+    }
+
+    /// A cache that wakes `changed` whenever its contents change.
+    pub fn notifying(ttl: CacheConfig, changed: Arc<Notify>) -> Cache<K, V> {
+        Cache { ttl, entries: Mutex::default(), in_flight: Mutex::default(), changed }
+    }
+
+    /// Every positive entry held, fresh or expired but not yet dropped, with its expiry: what
+    /// the snapshot for the NSS module is made of ("not found" answers never go there).
+    pub fn positive_entries(&self) -> Vec<Listed<K, V>> {
+        let entries = self.lock();
+        entries
+            .iter()
+            .filter(|(_, (_, _, negative))| !negative)
+            .map(|(key, (stored, value, _))| Listed {
+                key: key.clone(),
+                value: value.clone(),
+                expires: *stored + self.ttl.ttl,
+            })
+            .collect()
     }
 
     /// The fresh value for `key`, or the result of `fetch()`, shared with every concurrent
@@ -113,7 +144,12 @@ impl<K: Eq + Hash + Clone, V> Cache<K, V> {
                 entries.clear();
             }
         }
-        entries.insert(key, (stored_at, value, negative));
+        let replaced = entries.insert(key, (stored_at, value, negative));
+        drop(entries);
+        // A "not found" changes what the snapshot holds only if it replaces a positive entry.
+        if !negative || replaced.is_some_and(|(_, _, was_negative)| !was_negative) {
+            self.changed.notify_one();
+        }
     }
 
     /// Entries held, fresh or not yet dropped.
@@ -129,6 +165,7 @@ impl<K: Eq + Hash + Clone, V> Cache<K, V> {
     /// knows what is stale, or to the directory.
     pub fn clear(&self) {
         self.lock().clear();
+        self.changed.notify_one();
     }
 
     fn ttl_of(&self, negative: bool) -> Duration {
@@ -151,7 +188,11 @@ mod tests {
     use super::*;
 
     fn cache() -> Cache<&'static str, u32> {
-        Cache::new(CacheConfig { ttl: Duration::from_secs(300), negative_ttl: Duration::from_secs(30) })
+        Cache::new(CacheConfig {
+            ttl: Duration::from_secs(300),
+            negative_ttl: Duration::from_secs(30),
+            enumerate: false,
+        })
     }
 
     #[tokio::test(start_paused = true)]
@@ -204,7 +245,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_zero_ttl_keeps_nothing() {
-        let cache: Cache<&str, u32> = Cache::new(CacheConfig { ttl: Duration::ZERO, negative_ttl: Duration::ZERO });
+        let cache: Cache<&str, u32> =
+            Cache::new(CacheConfig { ttl: Duration::ZERO, negative_ttl: Duration::ZERO, enumerate: false });
         cache.insert("alice", Arc::new(1), false);
         assert!(cache.get(&"alice").is_none());
     }

@@ -130,6 +130,10 @@ pub struct GroupMap {
 pub struct CacheConfig {
     pub ttl: Duration,
     pub negative_ttl: Duration,
+    /// Keep every user and group in memory, fetched at start and refreshed within `ttl`: the
+    /// NSS module's snapshot then holds the whole directory, so it answers unknown names and
+    /// initgroups in-process too.
+    pub enumerate: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,6 +206,7 @@ impl Config {
         let cache = CacheConfig {
             ttl: duration("cache.ttl", raw.cache.ttl.as_ref(), Duration::from_secs(300))?,
             negative_ttl: duration("cache.negative_ttl", raw.cache.negative_ttl.as_ref(), Duration::from_secs(30))?,
+            enumerate: raw.cache.enumerate.unwrap_or(false),
         };
         let offline = OfflineConfig {
             max_age: duration("offline.max_age", raw.offline.max_age.as_ref(), Duration::from_secs(14 * 86_400))?,

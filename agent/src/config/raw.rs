@@ -86,6 +86,7 @@ pub struct RawGroupMap {
 pub struct RawCache {
     pub ttl: Option<String>,
     pub negative_ttl: Option<String>,
+    pub enumerate: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

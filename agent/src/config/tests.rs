@@ -60,7 +60,10 @@ fn a_minimal_config_gets_the_documented_defaults() {
     assert_eq!(d.users.filter, "(objectClass=posixAccount)");
     assert_eq!(d.users.base, "dc=example,dc=org");
     assert_eq!(d.groups.member, "memberUid");
-    assert_eq!(config.cache, CacheConfig { ttl: Duration::from_secs(300), negative_ttl: Duration::from_secs(30) });
+    assert_eq!(
+        config.cache,
+        CacheConfig { ttl: Duration::from_secs(300), negative_ttl: Duration::from_secs(30), enumerate: false }
+    );
     assert_eq!(config.offline.max_failures, 5);
 }
 

@@ -59,6 +59,7 @@ impl<D: Directory> Service<D> {
         self.users.clear();
         self.groups.clear();
         self.lock_verifiers_made().clear();
+        self.publish_snapshot_now();
         if let Some(persist) = &self.persist {
             persist.writer.send(Write::Clear);
             if !persist.writer.flush().await {

@@ -3,14 +3,16 @@
 //! - Fresh in memory: answered at once; past three quarters of its `ttl` it is refreshed in
 //!   the background, so entries in use rarely expire at all.
 //! - On disk: a fresh entry is answered (and kept in memory for the rest of its `ttl`); a
-//!   stale one (older than `ttl`, invalidated, or fetched "in the future" after the clock
-//!   was set back) is answered at once and refreshed in the background.
+//!   stale one (older than `ttl`, or fetched "in the future" after the clock was set back) is
+//!   answered at once and refreshed in the background; an invalidated one is asked of the
+//!   directory first, and answered only if the directory cannot answer.
 //! - Neither: the directory is asked, once however many ask at the same time; what it
 //!   answers goes to memory and, batched, to disk.
 //! - Offline: memory or disk at any age; nothing cached is "unavailable", at once.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use lanyard_proto::name::is_valid_name;
 use lanyard_proto::{Group, Passwd, Response, Source};
@@ -58,10 +60,23 @@ impl<D: Directory> Service<D> {
         if !self.health.is_online() {
             return self.offline_answer(stored);
         }
+        // Invalidated by an administrator, who expects the directory's answer next: asked now,
+        // and the stored entry only if the directory cannot answer.
+        let stored = match stored {
+            Some(stored) if stored.stale => {
+                self.metrics.cache_misses.inc();
+                let response = self.answers.get_or_fetch(key.clone(), || self.ask_directory(&key), keep).await;
+                if matches!(*response, Response::Unavailable(_)) {
+                    return self.offline_answer(Some(stored));
+                }
+                return (response, Source::Directory);
+            }
+            stored => stored,
+        };
         if let Some(stored) = stored {
             let age = age_of(stored.fetched_at);
             let response = Arc::new(stored.value);
-            let stale = stored.stale || stored.fetched_at > now_secs() || age >= self.ttl.ttl;
+            let stale = stored.fetched_at > now_secs() || age >= self.ttl.ttl;
             if stale {
                 self.metrics.cache_stale_answers.inc();
                 self.queue(Refresh::Answer(key));
@@ -251,19 +266,42 @@ impl<D: Directory> Service<D> {
                             self.answers.insert(key.clone(), response, keep == Keep::Negative);
                         }
                     }
-                    Refresh::Users => refresh_listing(&self.users, self.fetch_all_users().await),
-                    Refresh::Groups => refresh_listing(&self.groups, self.fetch_all_groups().await),
+                    Refresh::Users => _ = refresh_listing(&self.users, self.fetch_all_users().await),
+                    Refresh::Groups => _ = refresh_listing(&self.groups, self.fetch_all_groups().await),
                 }
             }
             self.refreshing.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&what);
         }
     }
+
+    /// `cache.enumerate`: every user and group fetched now and again before they expire, for
+    /// the agent's life, so memory (and the NSS module's snapshot) holds the whole directory.
+    /// While the directory is away, tried again every [`LISTING_RETRY`].
+    pub async fn keep_listings_fresh(self: Arc<Self>) {
+        if !self.ttl.enumerate {
+            return;
+        }
+        loop {
+            let fetched = self.health.is_online()
+                && refresh_listing(&self.users, self.fetch_all_users().await)
+                && refresh_listing(&self.groups, self.fetch_all_groups().await);
+            let next = if fetched { self.ttl.ttl * 3 / 4 } else { LISTING_RETRY };
+            // Never a busy loop, whatever the ttl.
+            tokio::time::sleep(next.max(Duration::from_secs(1))).await;
+        }
+    }
 }
 
-fn refresh_listing<T>(memory: &Cache<(), Fetched<T>>, fetched: Fetched<T>) {
-    if fetched.is_ok() {
+/// How soon `cache.enumerate` tries again after the directory did not answer.
+const LISTING_RETRY: Duration = Duration::from_secs(10);
+
+/// Keeps a fetched listing; whether there was one to keep.
+fn refresh_listing<T>(memory: &Cache<(), Fetched<T>>, fetched: Fetched<T>) -> bool {
+    let ok = fetched.is_ok();
+    if ok {
         memory.insert((), Arc::new(fetched), false);
     }
+    ok
 }
 
 /// How long a directory answer may be kept in memory.

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lanyard_proto::{Group, Invalidation, Passwd, Request, Response};
 use tokio::sync::mpsc;
+use tracing::warn;
 
 use crate::cache::{Cache, Store, StoreKey, Write, WriterHandle};
 use crate::config::{CacheConfig, Config, OfflineConfig, PamConfig};
@@ -25,6 +26,7 @@ use crate::state::Health;
 mod admin;
 mod lookup;
 mod pam;
+mod snapshot;
 mod verifiers;
 
 pub use lookup::Refresh;
@@ -103,6 +105,10 @@ pub struct Service<D> {
     refreshing: Mutex<HashSet<Refresh>>,
     /// This machine's name, for `{host}` in `pam.access_filter`.
     host: String,
+    /// Woken by every change to the three caches above, for the snapshot publisher.
+    snapshot_changed: Arc<tokio::sync::Notify>,
+    /// Where snapshots go, once [`Service::publish_snapshots_to`] was called.
+    publisher: Mutex<Option<snapshot::SharedPublisher>>,
 }
 
 impl<D: Directory> Service<D> {
@@ -122,14 +128,15 @@ impl<D: Directory> Service<D> {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map_or_else(|_| "localhost".into(), |h| h.trim().to_owned());
         let (refresh_tx, refresh_rx) = mpsc::channel(REFRESH_QUEUE);
+        let snapshot_changed = Arc::new(tokio::sync::Notify::new());
         Service {
             directory,
             health,
             persist,
             metrics,
-            answers: Cache::new(config.cache),
-            users: Cache::new(config.cache),
-            groups: Cache::new(config.cache),
+            answers: Cache::notifying(config.cache, snapshot_changed.clone()),
+            users: Cache::notifying(config.cache, snapshot_changed.clone()),
+            groups: Cache::notifying(config.cache, snapshot_changed.clone()),
             ttl: config.cache,
             offline: config.offline,
             limiter: FailureLimiter::new(config.pam.max_failures, config.pam.failure_window),
@@ -141,6 +148,8 @@ impl<D: Directory> Service<D> {
             refresh_rx: Mutex::new(Some(refresh_rx)),
             refreshing: Mutex::default(),
             host,
+            snapshot_changed,
+            publisher: Mutex::default(),
         }
     }
 
@@ -174,7 +183,7 @@ impl<D: Directory> Service<D> {
                 one(self.change_password(caller, &user, old.as_ref(), &new, &context).await)
             }
             Request::OpenSession { user, context: _ } => one(self.open_session(caller, &user).await),
-            Request::Invalidate(what) => one(self.invalidate(caller, what)),
+            Request::Invalidate(what) => one(self.invalidate(caller, what).await),
             Request::Status => one(self.status()),
             Request::Metrics => one(Response::Metrics(self.metrics.render())),
             Request::Trace(lookup) => one(self.trace(lookup).await),
@@ -183,17 +192,27 @@ impl<D: Directory> Service<D> {
     }
 
     /// Marks cached entries stale: memory forgets them, the disk cache keeps them for
-    /// offline use but no longer calls them fresh. Root only.
-    fn invalidate(&self, caller: Caller, what: Invalidation) -> Response {
+    /// offline use but no longer calls them fresh, and the NSS module's snapshot no longer
+    /// holds them, all before the reply. Root only.
+    ///
+    /// The disk is marked first (waiting for the writer): a lookup between clearing memory and
+    /// marking the disk would read the entry back from disk as fresh, and the snapshot would
+    /// hand it to every process for another `ttl`. The listings go too, whatever was named:
+    /// the snapshot is built from them as well.
+    async fn invalidate(&self, caller: Caller, what: Invalidation) -> Response {
         if !caller.is_root() {
             return Response::Refused("only root may invalidate cached entries".into());
         }
-        self.answers.clear();
-        if matches!(what, Invalidation::All) {
-            self.users.clear();
-            self.groups.clear();
+        if let Some(persist) = &self.persist {
+            persist.writer.send(Write::Invalidate(what));
+            if !persist.writer.flush().await {
+                warn!("the disk cache could not be marked stale; entries there stay fresh until their ttl");
+            }
         }
-        self.write(Write::Invalidate(what));
+        self.answers.clear();
+        self.users.clear();
+        self.groups.clear();
+        self.publish_snapshot_now();
         Response::Invalidated
     }
 

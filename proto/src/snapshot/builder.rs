@@ -117,10 +117,14 @@ impl SnapshotBuilder {
         if self.group_names.contains(&group.name) {
             return;
         }
-        let len = 4 + 8 + 4 + 4 + group.name.len() + 4 + group.members.iter().map(|m| 4 + m.len()).sum::<usize>();
+        let block_len = group.members.iter().map(|m| m.len() + 1).sum::<usize>();
+        let len = 4 + 8 + 4 + 4 + group.name.len() + 4 + 4 + 4 * group.members.len() + block_len;
+        // A NUL inside a member would split it in the block: such a group cannot be stored
+        // (the agent is asked instead, and cannot hand it to glibc either).
         if group.name.len() > MAX_STRING_LEN
             || group.members.len() > MAX_MEMBERS
-            || group.members.iter().any(|m| m.len() > MAX_STRING_LEN)
+            || group.members.iter().any(|m| m.len() > MAX_STRING_LEN || m.contains('\0'))
+            || u32::try_from(block_len).is_err()
             || !self.fits(len, 0, 1)
         {
             self.groups_dropped = true;
@@ -132,10 +136,17 @@ impl SnapshotBuilder {
         put_u64(&mut self.records, expires);
         put_u32(&mut self.records, group.gid);
         put_str(&mut self.records, group.name.as_bytes());
-        // Fits in a u32: checked against MAX_MEMBERS above.
+        // Fit in a u32: checked against MAX_MEMBERS and above.
         put_u32(&mut self.records, group.members.len() as u32);
+        put_u32(&mut self.records, block_len as u32);
+        let mut start = 0u32;
         for m in &group.members {
-            put_str(&mut self.records, m.as_bytes());
+            put_u32(&mut self.records, start);
+            start += m.len() as u32 + 1;
+        }
+        for m in &group.members {
+            self.records.extend_from_slice(m.as_bytes());
+            self.records.push(0);
         }
         self.group_names.insert(group.name.clone());
         self.entries[IndexKind::GroupByName as usize].push((hash(group.name.as_bytes()), offset));

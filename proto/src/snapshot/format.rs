@@ -31,10 +31,14 @@
 //!   expires  u64                         expires  u64
 //!   uid      u32                         gid      u32
 //!   gid      u32                         name     str
-//!   name     str                         members  u32 count, then count × str
-//!   gecos    str
-//!   home     str                       str = u32 length + that many bytes (no NUL, no terminator)
-//!   shell    str
+//!   name     str                         count    u32 members
+//!   gecos    str                         block    u32 length of the member block
+//!   home     str                         offsets  count × u32 (each member's start in block)
+//!   shell    str                         block    the members, each followed by a NUL
+//!
+//! str = u32 length + that many bytes (no NUL, no terminator). The member block is already in
+//! the shape `gr_mem` points into: the module copies it in one piece and adds the offsets to
+//! where it landed, instead of walking 5,000 strings one by one.
 //!   gids     u32 count (GIDS_UNKNOWN = not known), then count × u32
 //!
 //! index = bucket count × u32 (absolute record offset, 0 = empty; the header occupies offset 0,
@@ -46,7 +50,7 @@ pub const MAGIC: [u8; 8] = *b"LNYDSNAP";
 
 /// Bumped for any incompatible change; a reader refuses every other version (the module then
 /// asks the agent over the socket, which is always correct, only slower).
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// Size of the fixed header; the records area starts at or after it.
 pub const HEADER_LEN: usize = 128;

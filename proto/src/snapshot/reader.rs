@@ -68,13 +68,20 @@ impl<'a> GroupRecord<'a> {
 
     /// How many members: the module needs it to size the `gr_mem` pointer array.
     pub fn member_count(&self) -> usize {
-        self.members.remaining as usize
+        self.members.offsets.len() / 4
     }
 
     /// The members' bytes added up (without terminators): with `member_count` this tells the
     /// module whether the caller's buffer is large enough before copying anything (ERANGE).
     pub fn member_bytes(&self) -> usize {
-        self.members.bytes_total
+        self.members.block.len() - self.member_count()
+    }
+
+    /// The members as one block of NUL-terminated strings, and where each starts in it: what
+    /// `gr_mem` needs, copied in one piece. Validated: every offset starts a string inside
+    /// the block, and the block ends with a NUL.
+    pub fn member_block(&self) -> (&'a [u8], impl ExactSizeIterator<Item = usize> + Clone + 'a) {
+        (self.members.block, self.members.starts())
     }
 }
 
@@ -82,29 +89,34 @@ impl<'a> GroupRecord<'a> {
 /// yields exactly `member_count` names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Members<'a> {
-    cursor: Cursor<'a>,
-    remaining: u32,
-    bytes_total: usize,
+    /// count × u32 LE: each member's start in `block`.
+    offsets: &'a [u8],
+    /// The NUL-terminated members.
+    block: &'a [u8],
+}
+
+impl<'a> Members<'a> {
+    fn starts(&self) -> impl ExactSizeIterator<Item = usize> + Clone + 'a {
+        // chunks_exact yields 4-byte chunks only; the fallback is unreachable.
+        self.offsets.chunks_exact(4).map(|c| c.try_into().map_or(0, u32::from_le_bytes) as usize)
+    }
 }
 
 impl<'a> Iterator for Members<'a> {
     type Item = &'a [u8];
 
     fn next(&mut self) -> Option<&'a [u8]> {
-        if self.remaining == 0 {
-            return None;
-        }
-        self.remaining -= 1;
-        let member = self.cursor.str();
-        if member.is_none() {
-            // Cannot happen after validation; end rather than yield something wrong.
-            self.remaining = 0;
-        }
-        member
+        let (first, rest) = self.offsets.split_first_chunk::<4>()?;
+        self.offsets = rest;
+        let start = u32::from_le_bytes(*first) as usize;
+        // Validated: start < block.len() and a NUL follows before the block's end.
+        let tail = self.block.get(start..)?;
+        let len = tail.iter().position(|&b| b == 0)?;
+        tail.get(..len)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.remaining as usize, Some(self.remaining as usize))
+        (self.offsets.len() / 4, Some(self.offsets.len() / 4))
     }
 }
 
@@ -374,19 +386,20 @@ fn parse_group(rec: &[u8]) -> Option<ParsedGroup<'_>> {
     let expires = c.u64()?;
     let gid = c.u32()?;
     let name = c.str()?;
-    let count = c.u32()?;
-    if count as usize > MAX_MEMBERS {
+    let count = c.u32()? as usize;
+    if count > MAX_MEMBERS {
         return None;
     }
-    let start = c;
-    let mut clean = !name.contains(&0);
-    let mut bytes_total = 0usize;
-    for _ in 0..count {
-        let member = c.str()?;
-        clean &= !member.contains(&0);
-        bytes_total += member.len();
-    }
-    let members = Members { cursor: start, remaining: count, bytes_total };
+    let block_len = c.u32()? as usize;
+    let offsets = c.take(count.checked_mul(4)?)?;
+    let block = c.take(block_len)?;
+    let members = Members { offsets, block };
+    // Every member starts inside the block, right after a NUL (or at its start), and the block
+    // ends with one: each start is a whole C string. One compare per member, no string walk.
+    let ends_with_nul = block.last().is_none_or(|&b| b == 0);
+    let starts_ok = members.starts().all(|s| s < block.len() && (s == 0 || block[s - 1] == 0));
+    let shaped = (count == 0) == block.is_empty() && ends_with_nul && starts_ok;
+    let clean = shaped && !name.contains(&0);
     Some(ParsedGroup { expires, record: GroupRecord { name, gid, members }, clean })
 }
 

@@ -273,8 +273,8 @@ fn header_errors() {
     bad[0] ^= 1;
     assert_eq!(Snapshot::parse(&bad).unwrap_err(), SnapshotError::BadMagic);
     let mut bad = good.clone();
-    bad[format::OFF_VERSION] = 2;
-    assert_eq!(Snapshot::parse(&bad).unwrap_err(), SnapshotError::Version(2));
+    bad[format::OFF_VERSION] = 1;
+    assert_eq!(Snapshot::parse(&bad).unwrap_err(), SnapshotError::Version(1), "the layout before member blocks");
     let mut bad = good.clone();
     bad.push(0);
     assert!(matches!(Snapshot::parse(&bad).unwrap_err(), SnapshotError::Length { .. }));

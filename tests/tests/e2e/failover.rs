@@ -25,8 +25,6 @@ use lanyard_tests::fixture::{bulk_user_name, user_dn};
 use lanyard_tests::pam::pam_error;
 use lanyard_tests::{Agent, AgentConfig, Namespace, Output, Pam, Slapd, poll_until};
 
-use crate::common::GETENT_NOT_FOUND;
-
 /// `userNNNN`'s passwd line in the fixture.
 fn bulk_line(n: u32) -> String {
     format!("{}:x:{}:10000:Bulk User {n}:/home/{0}:/bin/sh\n", bulk_user_name(n), 20000 + n)

@@ -26,6 +26,7 @@
 //! | `failover` | a provider and a syncrepl consumer: the provider killed mid-burst or hung, and back to it once it returns |
 //! | `clock` | the wall clock jumping forward and back: memory TTLs, disk-cache ages, offline windows and lockouts use the right clock |
 //! | `offline` | slapd stopped or hung: lookups and logins from the cache, back online, restarts, `kill -9`, the cache file |
+//! | `snapshot` | the NSS fast path: answers from the mapped snapshot with the agent killed, invalidations seen at once, damaged files sent to the socket, readers in threads and forked children while it is replaced |
 
 mod abuse;
 mod availability;
@@ -48,5 +49,6 @@ mod package;
 mod pam;
 mod pam_harness;
 mod secrets;
+mod snapshot;
 mod ssh;
 mod tls;

@@ -127,6 +127,8 @@ fn metrics_parse_as_prometheus_text_and_move_with_lookups_and_logins() {
         ("lanyard_offline", "gauge"),
         ("lanyard_offline_seconds", "counter"),
         ("lanyard_rate_limited_attempts", "counter"),
+        ("lanyard_snapshots_published", "counter"),
+        ("lanyard_snapshot_bytes", "gauge"),
         ("lanyard_directory_connections", "gauge"),
         ("lanyard_directory_binds", "counter"),
         ("lanyard_directory_searches", "counter"),
@@ -145,6 +147,9 @@ fn metrics_parse_as_prometheus_text_and_move_with_lookups_and_logins() {
     assert!(after.value("lanyard_directory_binds_total{kind=\"service\",result=\"success\"}") >= 1.0, "{after:#?}");
     assert!(after.value(&format!("lanyard_directory_connections{{{server}}}")) >= 1.0, "{after:#?}");
     assert_eq!(after.value("lanyard_offline"), 0.0);
+    // Published at start-up, before the first request is read.
+    assert!(after.value("lanyard_snapshots_published_total") >= 1.0, "{after:#?}");
+    assert!(after.value("lanyard_snapshot_bytes") > 0.0, "{after:#?}");
 
     // The HTTP listener serves the same metrics to a scraper.
     let (status, headers, body) = over_http(port, "/metrics");

@@ -393,3 +393,4 @@ fn a_request_future_over_the_real_directory_stays_small() {
 }
 
 mod offline;
+mod snapshot;
