@@ -22,6 +22,10 @@ use super::{AccountState, Directory, DirectoryError, PasswordChange, PasswordChe
 use crate::config::{DirectoryConfig, GroupMap, UserMap};
 use crate::metrics::Metrics;
 
+/// LDAP result codes after which the operation is tried once more (RFC 4511 A.2).
+const BUSY: u32 = 51;
+const UNAVAILABLE: u32 = 52;
+
 /// Below this much budget left, a retry is not worth starting.
 const MIN_ATTEMPT: Duration = Duration::from_millis(50);
 
@@ -135,6 +139,18 @@ impl LdapDirectory {
                         lease.keep();
                     }
                     return Ok(value);
+                }
+                // busy (51) and unavailable (52): this server cannot serve it now (RFC 4511
+                // A.2), another connection or server may; unavailable holds the server back.
+                Ok(Err(LdapError::LdapResult { result })) if matches!(result.rc, BUSY | UNAVAILABLE) => {
+                    let why = format!("{}: {what}: {}", lease.server, ldap3_result_text(result.rc, &result.text));
+                    if result.rc == UNAVAILABLE {
+                        self.order.failed(lease.server_index);
+                    } else if after == AfterUse::Keep {
+                        lease.keep();
+                    }
+                    warn!("{why}; trying again");
+                    last = DirectoryError::Server(why);
                 }
                 Ok(Err(LdapError::LdapResult { result })) => {
                     let why = format!("{}: {what}: {}", lease.server, ldap3_result_text(result.rc, &result.text));
