@@ -568,10 +568,21 @@ fn classify(e: redb::Error) -> OpenFailure {
 /// Creates `dir` (and missing parents) 0700; an existing directory is left as it is (the
 /// package may own it).
 fn make_private_dir(dir: &Path) -> Result<(), StoreError> {
+    let io = |source| StoreError::Io { path: dir.to_owned(), source };
     if dir.is_dir() {
+        // Made by hand (mkdir under a 022 umask): other users could list it. Tightened if it
+        // is ours; one someone else owns (chmod refused) is only reported.
+        let mode = fs::metadata(dir).map_err(io)?.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            match fs::set_permissions(dir, Permissions::from_mode(0o700)) {
+                Ok(()) => {
+                    warn!("cache directory {} had mode {mode:04o}, open to other users: set to 0700", dir.display())
+                }
+                Err(e) => warn!("cache directory {} has mode {mode:04o}, open to other users: {e}", dir.display()),
+            }
+        }
         return Ok(());
     }
-    let io = |source| StoreError::Io { path: dir.to_owned(), source };
     DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
     fs::set_permissions(dir, Permissions::from_mode(0o700)).map_err(io)
 }

@@ -178,6 +178,16 @@ fn a_new_cache_file_is_0600_in_a_new_0700_directory() {
 }
 
 #[test]
+fn an_existing_cache_directory_open_to_others_is_made_0700() {
+    let dir = Scratch::new("dir-mode");
+    let cache_dir = dir.path().join("made-by-hand");
+    fs::create_dir(&cache_dir).unwrap();
+    fs::set_permissions(&cache_dir, Permissions::from_mode(0o755)).unwrap();
+    Store::open(&cache_dir).unwrap();
+    assert_eq!(mode(&cache_dir), 0o700);
+}
+
+#[test]
 fn a_cache_file_open_to_others_is_made_0600_on_open_and_keeps_its_data() {
     let dir = Scratch::new("repair-mode");
     Store::open(dir.path()).unwrap().apply(&user_answers("alice", 1000)).unwrap();
