@@ -22,6 +22,7 @@
 //! | `capture` | a recording proxy to slapd: no password ever crosses the wire in clear |
 //! | `faults` | slapd killed mid-burst, the agent killed under waiting callers, a full cache disk, a slapd size limit |
 //! | `abuse` | a thousand silent connections from root and a one-uid request flood: bystanders answered, memory bounded |
+//! | `authz` | every request sent raw as a non-root uid and as root: others' logins, cache clears and invalidations refused, no secret or verifier in any answer; the cache and bind password closed to other users, no secret in the snapshot |
 //! | `secrets` | debug logs and a core dump of the agent after logins hold no test password |
 //! | `failover` | a provider and a syncrepl consumer: the provider killed mid-burst or hung, and back to it once it returns |
 //! | `clock` | the wall clock jumping forward and back: memory TTLs, disk-cache ages, offline windows and lockouts use the right clock |
@@ -29,6 +30,7 @@
 //! | `snapshot` | the NSS fast path: answers from the mapped snapshot with the agent killed, invalidations seen at once, damaged files sent to the socket, readers in threads and forked children while it is replaced |
 
 mod abuse;
+mod authz;
 mod availability;
 mod capture;
 mod clock;
