@@ -76,9 +76,10 @@ pub struct Contents {
     pub users: HashMap<String, (Passwd, u64)>,
     /// Groups by gid.
     pub groups: HashMap<u32, (Group, u64)>,
-    /// Users' group lists by user name (only for users also in `users`: the list lives in the
-    /// user's record).
-    pub groups_of: HashMap<String, Vec<u32>>,
+    /// Group lists (initgroups) by name, with their expiry: in the user's record for a user in
+    /// `users`, in a record of its own for any other name (a user looked up only through
+    /// `getgrouplist`, a local user in directory groups).
+    pub groups_of: HashMap<String, (Vec<u32>, u64)>,
     /// Every user of the directory is in `users`, until then.
     pub complete_users: Option<u64>,
     pub complete_groups: Option<u64>,
@@ -104,8 +105,10 @@ impl Contents {
         }
     }
 
-    /// Every listed user's group list, from a complete group listing (`memberUid` names).
-    pub fn derive_group_lists(&mut self, groups: &[Group]) {
+    /// Every group list a complete group listing (`memberUid` names) implies: each listed
+    /// user's (empty if in no group) and each other member name's. A list already known from
+    /// an initgroups answer stays.
+    pub fn derive_group_lists(&mut self, groups: &[Group], expires: u64) {
         let mut lists: HashMap<&str, Vec<u32>> = HashMap::new();
         for group in groups {
             for member in &group.members {
@@ -113,9 +116,11 @@ impl Contents {
             }
         }
         for name in self.users.keys() {
+            lists.entry(name.as_str()).or_default();
+        }
+        for (name, gids) in lists {
             if !self.groups_of.contains_key(name) {
-                let gids = lists.get(name.as_str()).cloned().unwrap_or_default();
-                self.groups_of.insert(name.clone(), gids);
+                self.groups_of.insert(name.to_owned(), (gids, expires));
             }
         }
     }
@@ -129,7 +134,12 @@ impl Contents {
             builder.set_complete_groups(until);
         }
         for (name, (user, expires)) in &self.users {
-            builder.add_user(user, self.groups_of.get(name).map(|g| g.as_slice()), *expires);
+            builder.add_user(user, self.groups_of.get(name).map(|(gids, _)| gids.as_slice()), *expires);
+        }
+        for (name, (gids, expires)) in &self.groups_of {
+            if !self.users.contains_key(name) {
+                builder.add_group_list(name, gids, *expires);
+            }
         }
         for (group, expires) in self.groups.values() {
             builder.add_group(group, *expires);
@@ -238,10 +248,11 @@ mod tests {
             Group { name: "ops".into(), gid: 10011, members: vec!["alice".into()] },
             Group { name: "dev".into(), gid: 10010, members: vec!["alice".into(), "carol".into()] },
         ];
-        contents.derive_group_lists(&groups);
-        assert_eq!(contents.groups_of["alice"], vec![10011, 10010]);
-        assert_eq!(contents.groups_of["bob"], Vec::<u32>::new());
-        assert!(!contents.groups_of.contains_key("carol"), "carol has no user record to hold it");
+        contents.derive_group_lists(&groups, 7_000);
+        assert_eq!(contents.groups_of["alice"], (vec![10011, 10010], 7_000));
+        assert_eq!(contents.groups_of["bob"], (Vec::<u32>::new(), 7_000));
+        // A member with no user record (a local user in a directory group) gets a list too.
+        assert_eq!(contents.groups_of["carol"], (vec![10010], 7_000));
     }
 
     #[test]

@@ -72,7 +72,7 @@ impl<D: Directory> Service<D> {
                 (_, Response::User(user)) => contents.add_user(user, expires),
                 (_, Response::Group(group)) => contents.add_group(group, expires),
                 (StoreKey::GroupsOfUser(name), Response::GroupIds(gids)) => {
-                    contents.groups_of.insert(name.clone(), gids.clone());
+                    contents.groups_of.insert(name.clone(), (gids.clone(), expires));
                 }
                 _ => {}
             }
@@ -89,7 +89,7 @@ impl<D: Directory> Service<D> {
                 let expires = clock.to_ms(entry.expires);
                 contents.complete_groups = Some(expires);
                 groups.iter().for_each(|group| contents.add_group(group, expires));
-                contents.derive_group_lists(groups);
+                contents.derive_group_lists(groups, expires);
             }
         }
         contents

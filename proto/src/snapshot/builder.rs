@@ -8,7 +8,7 @@ use super::format::{
     FLAG_GROUPS_COMPLETE, FLAG_USERS_COMPLETE, GIDS_UNKNOWN, HEADER_LEN, IndexKind, MAGIC, MAX_FILE_LEN, MAX_GIDS,
     MAX_MEMBERS, MAX_STRING_LEN, OFF_FLAGS, OFF_GENERATION, OFF_GROUP_COUNT, OFF_GROUPS_COMPLETE_UNTIL, OFF_MAGIC,
     OFF_RECORDS_LEN, OFF_RECORDS_OFFSET, OFF_TOTAL_LEN, OFF_USER_COUNT, OFF_USERS_COMPLETE_UNTIL, OFF_VERSION,
-    TAG_GROUP, TAG_USER, VERSION, bucket_count, hash, hash_id,
+    TAG_GROUP, TAG_GROUP_LIST, TAG_USER, VERSION, bucket_count, hash, hash_id,
 };
 use crate::{Group, Passwd};
 
@@ -36,7 +36,8 @@ pub struct SnapshotBuilder {
     group_names: HashSet<String>,
     gids: HashSet<u32>,
     /// (hash, absolute record offset) per index, in [`IndexKind`] order.
-    entries: [Vec<(u64, u32)>; 4],
+    entries: [Vec<(u64, u32)>; 5],
+    list_names: HashSet<String>,
     users_dropped: bool,
     groups_dropped: bool,
     dropped: usize,
@@ -54,7 +55,8 @@ impl SnapshotBuilder {
             uids: HashSet::new(),
             group_names: HashSet::new(),
             gids: HashSet::new(),
-            entries: [Vec::new(), Vec::new(), Vec::new(), Vec::new()],
+            entries: [Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new()],
+            list_names: HashSet::new(),
             users_dropped: false,
             groups_dropped: false,
             dropped: 0,
@@ -155,6 +157,32 @@ impl SnapshotBuilder {
         }
     }
 
+    /// `name`'s supplementary gids (initgroups) where no user record of that name is added:
+    /// a name looked up only through `getgrouplist`, or a local user in directory groups.
+    /// Looked up by [`super::Snapshot::groups_of`] before the user records. A second list for
+    /// the same name is ignored; one over [`MAX_GIDS`] is dropped.
+    pub fn add_group_list(&mut self, name: &str, gids: &[u32], expires: u64) {
+        if self.list_names.contains(name) {
+            return;
+        }
+        let len = 4 + 8 + 4 + name.len() + 4 + 4 * gids.len();
+        if name.len() > MAX_STRING_LEN || gids.len() > MAX_GIDS || !self.fits_list(len) {
+            self.dropped += 1;
+            return;
+        }
+        let offset = self.next_offset();
+        put_u32(&mut self.records, TAG_GROUP_LIST);
+        put_u64(&mut self.records, expires);
+        put_str(&mut self.records, name.as_bytes());
+        // Fits in a u32: checked against MAX_GIDS above.
+        put_u32(&mut self.records, gids.len() as u32);
+        for gid in gids {
+            put_u32(&mut self.records, *gid);
+        }
+        self.list_names.insert(name.to_owned());
+        self.entries[IndexKind::GroupListByName as usize].push((hash(name.as_bytes()), offset));
+    }
+
     /// Entries not stored because they exceed a limit (see the type's documentation).
     pub fn dropped(&self) -> usize {
         self.dropped
@@ -216,9 +244,18 @@ impl SnapshotBuilder {
     /// Whether a record of `len` bytes, plus `users`/`groups` more index entries, keeps the
     /// finished file within MAX_FILE_LEN (every index is sized for its worst case).
     fn fits(&self, len: usize, users: usize, groups: usize) -> bool {
+        self.fits_with(len, users, groups, 0)
+    }
+
+    fn fits_list(&self, len: usize) -> bool {
+        self.fits_with(len, 0, 0, 1)
+    }
+
+    fn fits_with(&self, len: usize, users: usize, groups: usize, lists: usize) -> bool {
         let u = self.entries[IndexKind::UserByName as usize].len() + users;
         let g = self.entries[IndexKind::GroupByName as usize].len() + groups;
-        let index_bytes = 4 * 2 * (bucket_count(u) + bucket_count(g));
+        let l = self.entries[IndexKind::GroupListByName as usize].len() + lists;
+        let index_bytes = 4 * (2 * bucket_count(u) + 2 * bucket_count(g) + bucket_count(l));
         HEADER_LEN
             .checked_add(self.records.len())
             .and_then(|t| t.checked_add(len))

@@ -7,7 +7,7 @@
 //! u32 because the file is at most [`MAX_FILE_LEN`].
 //!
 //! ```text
-//! header (HEADER_LEN = 128 bytes)
+//! header (HEADER_LEN = 144 bytes)
 //!   0  magic               [u8; 8]  b"LNYDSNAP"
 //!   8  version             u32      VERSION; anything else is refused
 //!  12  flags               u32      FLAG_USERS_COMPLETE | FLAG_GROUPS_COMPLETE; other bits ignored
@@ -24,7 +24,8 @@
 //!  84  index: users by uid    (same)
 //!  96  index: groups by name  (same)
 //! 108  index: groups by gid   (same)
-//! 120  reserved            [u8; 8]  zero
+//! 120  index: group lists by user name (same)
+//! 132  reserved            [u8; 12] zero
 //!
 //! user record                          group record
 //!   tag      u32  TAG_USER               tag      u32  TAG_GROUP
@@ -35,11 +36,18 @@
 //!   gecos    str                         block    u32 length of the member block
 //!   home     str                         offsets  count × u32 (each member's start in block)
 //!   shell    str                         block    the members, each followed by a NUL
+//!   gids     u32 count (GIDS_UNKNOWN = not known), then count × u32
+//!
+//! group list record (initgroups for a name with no user record here: a user looked up only
+//! by `getgrouplist`, or a local user named in directory groups)
+//!   tag      u32  TAG_GROUP_LIST
+//!   expires  u64
+//!   name     str
+//!   gids     u32 count, then count × u32
 //!
 //! str = u32 length + that many bytes (no NUL, no terminator). The member block is already in
 //! the shape `gr_mem` points into: the module copies it in one piece and adds the offsets to
 //! where it landed, instead of walking 5,000 strings one by one.
-//!   gids     u32 count (GIDS_UNKNOWN = not known), then count × u32
 //!
 //! index = bucket count × u32 (absolute record offset, 0 = empty; the header occupies offset 0,
 //!         so no record can start there)
@@ -50,10 +58,10 @@ pub const MAGIC: [u8; 8] = *b"LNYDSNAP";
 
 /// Bumped for any incompatible change; a reader refuses every other version (the module then
 /// asks the agent over the socket, which is always correct, only slower).
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 
 /// Size of the fixed header; the records area starts at or after it.
-pub const HEADER_LEN: usize = 128;
+pub const HEADER_LEN: usize = 144;
 
 /// Header field offsets (see the module documentation).
 pub const OFF_MAGIC: usize = 0;
@@ -68,7 +76,7 @@ pub const OFF_RECORDS_OFFSET: usize = 56;
 pub const OFF_RECORDS_LEN: usize = 60;
 pub const OFF_USER_COUNT: usize = 64;
 pub const OFF_GROUP_COUNT: usize = 68;
-/// Four index descriptors of [`INDEX_DESCRIPTOR_LEN`] bytes each, in [`IndexKind`] order.
+/// Five index descriptors of [`INDEX_DESCRIPTOR_LEN`] bytes each, in [`IndexKind`] order.
 pub const OFF_INDEXES: usize = 72;
 pub const INDEX_DESCRIPTOR_LEN: usize = 12;
 
@@ -82,6 +90,7 @@ pub const FLAG_GROUPS_COMPLETE: u32 = 2;
 /// its bytes are read as fields.
 pub const TAG_USER: u32 = u32::from_le_bytes(*b"USER");
 pub const TAG_GROUP: u32 = u32::from_le_bytes(*b"GRUP");
+pub const TAG_GROUP_LIST: u32 = u32::from_le_bytes(*b"GLST");
 
 /// The gid count of a user whose group list the agent did not know: `groups_of` answers
 /// Unknown and the module asks the agent.
@@ -100,18 +109,24 @@ pub const MAX_MEMBERS: usize = 1 << 20;
 /// Most supplementary gids of one user: Linux's NGROUPS_MAX.
 pub const MAX_GIDS: usize = 65_536;
 
-/// The four hash indexes, in header order.
+/// The five hash indexes, in header order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IndexKind {
     UserByName = 0,
     UserByUid = 1,
     GroupByName = 2,
     GroupByGid = 3,
+    GroupListByName = 4,
 }
 
 impl IndexKind {
-    pub const ALL: [IndexKind; 4] =
-        [IndexKind::UserByName, IndexKind::UserByUid, IndexKind::GroupByName, IndexKind::GroupByGid];
+    pub const ALL: [IndexKind; 5] = [
+        IndexKind::UserByName,
+        IndexKind::UserByUid,
+        IndexKind::GroupByName,
+        IndexKind::GroupByGid,
+        IndexKind::GroupListByName,
+    ];
 
     /// For error messages.
     pub const fn name(self) -> &'static str {
@@ -120,6 +135,7 @@ impl IndexKind {
             IndexKind::UserByUid => "users by uid",
             IndexKind::GroupByName => "groups by name",
             IndexKind::GroupByGid => "groups by gid",
+            IndexKind::GroupListByName => "group lists by name",
         }
     }
 

@@ -8,7 +8,7 @@ use super::format::{
     FLAG_GROUPS_COMPLETE, FLAG_USERS_COMPLETE, GIDS_UNKNOWN, HEADER_LEN, IndexKind, MAGIC, MAX_FILE_LEN, MAX_GIDS,
     MAX_MEMBERS, MAX_STRING_LEN, OFF_FLAGS, OFF_GENERATION, OFF_GROUP_COUNT, OFF_GROUPS_COMPLETE_UNTIL, OFF_MAGIC,
     OFF_RECORDS_LEN, OFF_RECORDS_OFFSET, OFF_TOTAL_LEN, OFF_USER_COUNT, OFF_USERS_COMPLETE_UNTIL, OFF_VERSION,
-    TAG_GROUP, TAG_USER, VERSION, hash, hash_id, read_u32, read_u64,
+    TAG_GROUP, TAG_GROUP_LIST, TAG_USER, VERSION, hash, hash_id, read_u32, read_u64,
 };
 use super::{Answer, SnapshotError};
 
@@ -27,7 +27,7 @@ pub struct Snapshot<'a> {
     records: &'a [u8],
     user_count: u32,
     group_count: u32,
-    indexes: [Index; 4],
+    indexes: [Index; 5],
 }
 
 /// One hash index as checked by `parse`: its buckets lie inside the file.
@@ -192,7 +192,7 @@ impl<'a> Snapshot<'a> {
         let records_start = field32(OFF_RECORDS_OFFSET)? as usize;
         let records_len = field32(OFF_RECORDS_LEN)? as usize;
         let records = section(bytes, records_start, records_len).ok_or(SnapshotError::BadSection("records"))?;
-        let mut indexes = [Index { offset: 0, mask: 0, probes: 0 }; 4];
+        let mut indexes = [Index { offset: 0, mask: 0, probes: 0 }; 5];
         for (kind, index) in IndexKind::ALL.iter().zip(indexes.iter_mut()) {
             let at = kind.descriptor_offset();
             let (offset, count, max_probe) = (field32(at)? as usize, field32(at + 4)? as usize, field32(at + 8)?);
@@ -283,9 +283,20 @@ impl<'a> Snapshot<'a> {
         answer(found, self.groups_complete_until, now)
     }
 
-    /// initgroups: the user's gids, dated by the user's expiry. Absent when the user is known
-    /// not to exist; Unknown when the user is present but the agent did not know the list.
+    /// initgroups: the name's gids, from its group list record if there is one, else from its
+    /// user record (dated by the user's expiry). Absent when the user is known not to exist
+    /// and no list names it; Unknown when the user is present but the agent did not know the
+    /// list.
     pub fn groups_of(&self, name: &[u8], now: u64) -> Answer<GidList<'a>> {
+        let listed = self.find(IndexKind::GroupListByName, hash(name), |rec| match parse_group_list(rec) {
+            Some((listed, _, _)) if listed != name => Probe::Miss,
+            Some((_, expires, gids)) => Probe::Hit(expires, gids),
+            None => Probe::Bad,
+        });
+        match listed {
+            Found::Missing => {}
+            found => return answer(found, None, now),
+        }
         let found = self.find(IndexKind::UserByName, hash(name), |rec| match parse_user(rec) {
             Some(u) if u.record.name != name => Probe::Miss,
             Some(User { clean: true, expires, gids: Some(gids), .. }) => Probe::Hit(expires, gids),
@@ -368,6 +379,21 @@ fn parse_user(rec: &[u8]) -> Option<User<'_>> {
     };
     let clean = [record.name, record.gecos, record.home, record.shell].iter().all(|s| !s.contains(&0));
     Some(User { expires, record, gids, clean })
+}
+
+/// A group list record: its name, expiry and gids.
+fn parse_group_list(rec: &[u8]) -> Option<(&[u8], u64, GidList<'_>)> {
+    let mut c = Cursor { bytes: rec, pos: 0 };
+    if c.u32()? != TAG_GROUP_LIST {
+        return None;
+    }
+    let expires = c.u64()?;
+    let name = c.str()?;
+    let count = c.u32()? as usize;
+    if count > MAX_GIDS {
+        return None;
+    }
+    Some((name, expires, GidList { bytes: c.take(count * 4)? }))
 }
 
 struct ParsedGroup<'a> {

@@ -429,7 +429,7 @@ fn hash_is_pinned() {
     assert_eq!(format::hash(b"a"), fold(0xaf63_dc4c_8601_ec8c));
     assert_eq!(format::hash(b"foobar"), fold(0x8594_4171_f739_67e8));
     assert_eq!(format::hash_id(0x6463_6261), format::hash(b"abcd"));
-    assert_eq!(HEADER_LEN, IndexKind::GroupByGid.descriptor_offset() + format::INDEX_DESCRIPTOR_LEN + 8);
+    assert_eq!(HEADER_LEN, IndexKind::GroupListByName.descriptor_offset() + format::INDEX_DESCRIPTOR_LEN + 12);
 }
 
 /// 10,000 users named like a real directory's, ids sequential: the probe bound the builder
@@ -482,4 +482,26 @@ fn lookup_speed() {
         matches!(snap.user_by_name(groups[i].as_bytes(), NOW), Answer::Unknown) && !is_superseded(&bytes)
     });
     time("parse", &mut |_| Snapshot::parse(&bytes).is_ok());
+}
+
+#[test]
+fn group_lists_answer_initgroups_for_names_without_a_user_record_and_come_first() {
+    let mut b = SnapshotBuilder::new(1);
+    b.add_user(&user("alice", 1), Some(&[10]), LATER);
+    b.add_user(&user("bob", 2), None, LATER);
+    b.add_group_list("localuser", &[20, 21], LATER);
+    b.add_group_list("bob", &[30], NOW);
+    b.add_group_list("localuser", &[99], LATER);
+    b.set_complete_users(LATER);
+    let bytes = b.finish();
+    let snap = Snapshot::parse(&bytes).unwrap();
+    let gids = |answer: Answer<GidList<'_>>| answer.record().map(|l| l.iter().collect::<Vec<_>>());
+    // A local user named in directory groups: no user record, a list; the first list wins.
+    assert!(matches!(snap.groups_of(b"localuser", NOW), Answer::Fresh(_)));
+    assert_eq!(gids(snap.groups_of(b"localuser", NOW)), Some(vec![20, 21]));
+    assert_eq!(snap.user_by_name(b"localuser", NOW), Answer::Absent);
+    // A list beats the user record's unknown list, with its own expiry.
+    assert!(matches!(snap.groups_of(b"bob", NOW), Answer::Stale(_)));
+    assert_eq!(gids(snap.groups_of(b"alice", NOW)), Some(vec![10]));
+    assert_eq!(snap.groups_of(b"carol", NOW), Answer::Absent);
 }

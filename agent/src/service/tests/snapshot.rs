@@ -22,7 +22,7 @@ async fn answers_go_into_the_snapshot_misses_never_and_an_invalidation_takes_the
     one(&service, Request::UserByName("hunter2".into())).await;
     let contents = service.snapshot_contents();
     assert_eq!(contents.users.keys().collect::<Vec<_>>(), ["alice"], "only what was found");
-    assert_eq!(contents.groups_of["alice"], [10010, 10011]);
+    assert_eq!(contents.groups_of["alice"].0, [10010, 10011]);
     assert_eq!((contents.complete_users, contents.complete_groups), (None, None));
 
     let dir = std::env::temp_dir().join(format!("lanyard-service-{}-snapshot", std::process::id()));
@@ -46,4 +46,22 @@ async fn listings_make_the_snapshot_complete_and_give_every_user_a_group_list() 
     assert!(contents.users.contains_key("alice"));
     // Known (from the listing), even if empty: initgroups needs no request.
     assert!(contents.groups_of.contains_key("alice"));
+}
+
+#[tokio::test]
+async fn a_group_list_asked_without_its_user_is_in_the_snapshot() {
+    let service = service(FakeDirectory::with_alice());
+    one(&service, Request::GroupsOfUser("alice".into())).await;
+    let dir = std::env::temp_dir().join(format!("lanyard-service-{}-lists", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).unwrap();
+    service.publish_snapshots_to(&dir);
+    let bytes = std::fs::read(dir.join(SNAPSHOT_FILE_NAME)).unwrap();
+    let snapshot = Snapshot::parse(&bytes).unwrap();
+    match snapshot.groups_of(b"alice", boottime_ms()) {
+        Answer::Fresh(gids) => assert_eq!(gids.iter().collect::<Vec<_>>(), [10010, 10011]),
+        other => panic!("alice's groups not in the snapshot: {other:?}"),
+    }
+    assert_eq!(alice_in(&dir), None, "only her groups were asked for");
+    std::fs::remove_dir_all(dir).unwrap();
 }
