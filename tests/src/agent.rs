@@ -39,6 +39,8 @@ pub struct AgentConfig {
     pub timeout: String,
     pub ttl: String,
     pub negative_ttl: String,
+    /// `[cache] enumerate`: every user and group kept in memory (a complete snapshot).
+    pub enumerate: bool,
     /// Raw lines appended to `[directory]` (for unknown-key tests).
     pub extra_directory_lines: Vec<String>,
     /// The `[offline]` section; absent when `None`.
@@ -69,6 +71,7 @@ impl AgentConfig {
             timeout: "3s".into(),
             ttl: "5m".into(),
             negative_ttl: "30s".into(),
+            enumerate: false,
             extra_directory_lines: Vec::new(),
             offline: None,
             pam: None,
@@ -105,6 +108,11 @@ impl AgentConfig {
 
     pub fn ttl(mut self, ttl: &str) -> Self {
         self.ttl = ttl.into();
+        self
+    }
+
+    pub fn enumerate(mut self, enumerate: bool) -> Self {
+        self.enumerate = enumerate;
         self
     }
 
@@ -166,6 +174,9 @@ impl AgentConfig {
         }
         t +=
             &format!("\n[cache]\nttl = \"{}\"\nnegative_ttl = \"{}\"\n", escape(&self.ttl), escape(&self.negative_ttl));
+        if self.enumerate {
+            t += "enumerate = true\n";
+        }
         if let Some(offline) = &self.offline {
             t += &offline.render();
         }

@@ -55,6 +55,7 @@ fn run() -> Result<()> {
     );
     nss::table_header();
     nss::online(&ns, &nssbench)?;
+    nss::complete(&slapd, &nssbench)?;
     logins::online(&pam)?;
     offline::down_then_hung(&mut slapd, &ns, &pam, &nssbench)?;
     if std::env::var_os("LANYARD_BENCH_AGENT_LOG").is_some() {
