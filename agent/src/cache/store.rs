@@ -40,7 +40,13 @@ pub const FILE_NAME: &str = "cache.redb";
 pub const SCHEMA_VERSION: u64 = 1;
 
 /// redb's page cache; its default (1 GiB) is sized for databases, not for a laptop's cache.
-const PAGE_CACHE_BYTES: usize = 32 << 20;
+/// redb keeps every page it writes in this cache (up to the limit), so at 32 MiB a large
+/// directory's listings sat in the agent's heap twice: once as answers in memory, once as
+/// pages. The file is read only on a memory miss (after a restart, offline, past the memory
+/// ttl), and those reads are `pread`s the kernel's page cache serves in microseconds: a small
+/// cache costs nothing measurable. Half of it bounds the write buffer; a larger commit (a
+/// 100,000-user listing) is written out before its fsync instead of held, which redb handles.
+const PAGE_CACHE_BYTES: usize = 4 << 20;
 
 /// After a failed write, how long before the next attempt to reopen the file.
 const REOPEN_EVERY: Duration = Duration::from_secs(10);

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
 
 use lanyard_proto::{Response, Secret};
 use tracing::{debug, warn};
@@ -24,6 +24,19 @@ const REHASH_EVERY: Duration = Duration::from_secs(600);
 
 /// The longest an offline check waits for verifiers still being made.
 const SETTLE: Duration = Duration::from_secs(2);
+
+/// One Argon2id hash at a time in the whole agent: each takes 19 MiB for its ~40 ms, so a
+/// burst of logins by different users hashing in parallel (one blocking thread each) would add
+/// 19 MiB of peak memory per login. The hashes queue instead: making a verifier is off the
+/// login's path, and an offline check waits at most a few hashes.
+static HASHING: Semaphore = Semaphore::const_new(1);
+
+/// Runs `hash` on a blocking thread once no other hash runs.
+async fn hash_alone<T: Send + 'static>(hash: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    // Never closed, so acquire cannot fail; if it did, hashing anyway is still correct.
+    let _permit = HASHING.acquire().await.ok();
+    tokio::task::spawn_blocking(hash).await.ok()
+}
 
 /// Verifiers being made on blocking threads, and a way to wait until there are none.
 #[derive(Debug, Default)]
@@ -90,8 +103,10 @@ impl<D: Directory> Service<D> {
         let (user, password, writer) = (user.to_owned(), password.clone(), persist.writer.clone());
         let in_flight = self.verifiers_in_flight.clone();
         in_flight.start();
-        tokio::task::spawn_blocking(move || {
-            writer.send(verifier_write(user, &password));
+        tokio::spawn(async move {
+            if let Some(write) = hash_alone(move || verifier_write(user, &password)).await {
+                writer.send(write);
+            }
             in_flight.finish();
         });
     }
@@ -120,9 +135,9 @@ impl<D: Directory> Service<D> {
         let Some(persist) = &self.persist else { return };
         self.lock_verifiers_made().insert(user.to_owned(), Instant::now());
         let (owned, password) = (user.to_owned(), password.clone());
-        let write = tokio::task::spawn_blocking(move || verifier_write(owned, &password))
+        let write = hash_alone(move || verifier_write(owned, &password))
             .await
-            .unwrap_or_else(|_| Write::RemoveVerifier(user.to_owned()));
+            .unwrap_or_else(|| Write::RemoveVerifier(user.to_owned()));
         persist.writer.send(write);
         if !persist.writer.flush().await {
             warn!(user, "the new offline password verifier could not be written");
@@ -158,12 +173,12 @@ impl<D: Directory> Service<D> {
             }
         };
         let (rules, password, before) = (self.offline, password.clone(), verifier.clone());
-        let checked = tokio::task::spawn_blocking(move || {
+        let checked = hash_alone(move || {
             let outcome = offline::check(&mut verifier, &password, now_secs(), &rules);
             (verifier, outcome)
         })
         .await;
-        let Ok((verifier, outcome)) = checked else {
+        let Some((verifier, outcome)) = checked else {
             return Response::Unavailable("offline password check failed".into());
         };
         if verifier != before {
