@@ -11,6 +11,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::Command;
 use std::time::Duration;
 
+use lanyard_proto::{Client, Deadlines, Request, Response};
 use lanyard_tests::fixture::{ALICE, USER_COUNT};
 use lanyard_tests::pam::{PamCode, SERVICE, pam_error};
 use lanyard_tests::process::run_bounded;
@@ -331,4 +332,38 @@ fn paged_enumeration_under_a_per_page_limit_returns_every_directory_user() {
     assert_success(&all, &agent);
     let directory_users = all.lines().iter().filter(|l| is_directory_line(l)).count();
     assert_eq!(directory_users, USER_COUNT, "{all}\n--- lanyardd log ---\n{}", agent.log());
+}
+
+/// slapd answering "unavailable" (LDAP result 52): the users live in a database that proxies
+/// (back-ldap) to a port nothing listens on, so every user search ends with unavailable. A
+/// lookup must then be "unavailable", never "not found"; the agent tries once more (RFC 4511
+/// A.2) before saying so. (As a subordinate under the base, slapd's glue would hide the error
+/// behind a success: hence users.base pointing straight at it.)
+#[test]
+fn a_directory_answering_unavailable_is_unavailable_never_not_found() {
+    let closed = lanyard_tests::slapd::closed_port().expect("a closed port");
+    let proxy = format!("uri \"ldap://127.0.0.1:{closed}\"");
+    let slapd = Slapd::start_with_global_lines(&[
+        "moduleload back_ldap",
+        "database ldap",
+        "suffix \"ou=remote,dc=example,dc=org\"",
+        "subordinate",
+        &proxy,
+    ])
+    .expect("starting slapd");
+    let config = AgentConfig::for_slapd(&slapd).section("[directory.users]\nbase = \"ou=remote,dc=example,dc=org\"");
+    let agent = Agent::start(&config).expect("starting lanyardd");
+    let mark = slapd.log_mark();
+    let answer = Client::call(&agent.socket(), &Request::UserByName("alice".into()), Deadlines::default()).unwrap();
+    assert!(matches!(answer, Response::Unavailable(_)), "{answer:?}\n--- lanyardd log ---\n{}", agent.log());
+    let log = agent.log();
+    assert!(log.contains("unavailable"), "the agent did not say why:\n{log}");
+    // Tried twice: the first answer and the retry.
+    let since = slapd.log_since(mark);
+    let searches = Slapd::search_filters(&since).iter().filter(|f| f.contains("alice")).count();
+    assert_eq!(searches, 2, "{since}");
+    assert!(since.contains("err=52"), "slapd did not answer unavailable: the test proved nothing\n{since}");
+    let ns = Namespace::for_agent(&agent).expect("preparing the namespace");
+    let out = ns.getent("passwd", &["alice"]).unwrap();
+    assert!(out.stdout().is_empty(), "a partial or wrong answer: {out}");
 }
