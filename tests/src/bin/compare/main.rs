@@ -61,6 +61,9 @@ fn parse_args() -> Result<Args> {
     Ok(Args { nssbench: nssbench.context(usage)?, shape, chart, sssd_enumeration })
 }
 
+/// How long the daemons are left idle before their memory is read.
+const SETTLE_BEFORE_MEMORY: std::time::Duration = std::time::Duration::from_secs(3);
+
 fn main() -> ExitCode {
     match run() {
         Ok(()) => ExitCode::SUCCESS,
@@ -127,6 +130,9 @@ fn run() -> Result<()> {
         eprintln!("measuring {}: enumeration", s.name());
         table.add(column, measure::enumeration(s.as_ref(), all_users, None)?);
     }
+    // Memory once every daemon has been idle a moment, not in the middle of freeing what the
+    // enumeration used (lanyardd returns freed heap to the kernel a second after a burst).
+    std::thread::sleep(SETTLE_BEFORE_MEMORY);
     for (column, s) in subjects.iter().enumerate() {
         table.add(column, measure::memory(s.as_ref()));
     }
