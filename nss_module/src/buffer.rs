@@ -188,11 +188,13 @@ impl<'a> Packer<'a> {
         Ok(start)
     }
 
-    /// Reserves `slots` zeroed pointer slots, aligned; returns the offset of the first.
+    /// Reserves `slots` pointer slots, aligned; returns the offset of the first. Not zeroed:
+    /// `ffi.rs` writes every slot (each member, then the terminating null) before the entry is
+    /// handed to glibc, and zeroing 40 KB for a 5,000-member group only to overwrite it cost
+    /// about 15% of a `getgrnam` (perf).
     fn pointer_array(&mut self, slots: usize) -> Result<usize, PackError> {
         let len = slots.checked_mul(size_of::<*mut c_char>()).ok_or(PackError::TooSmall)?;
-        let slot = self.reserve(len, align_of::<*mut c_char>())?;
-        slot.fill(0);
+        self.reserve(len, align_of::<*mut c_char>())?;
         Ok(self.used - len)
     }
 }
