@@ -71,8 +71,9 @@ impl<'a> GroupRecord<'a> {
         self.members.offsets.len() / 4
     }
 
-    /// The members' bytes added up (without terminators): with `member_count` this tells the
-    /// module whether the caller's buffer is large enough before copying anything (ERANGE).
+    /// The members' bytes added up (without terminators), at most: exact for a file the agent
+    /// wrote; a damaged block may hold bytes no member points at. With `member_count` it bounds
+    /// what `gr_mem` needs in the caller's buffer.
     pub fn member_bytes(&self) -> usize {
         self.members.block.len() - self.member_count()
     }
@@ -420,10 +421,16 @@ fn parse_group(rec: &[u8]) -> Option<ParsedGroup<'_>> {
     let offsets = c.take(count.checked_mul(4)?)?;
     let block = c.take(block_len)?;
     let members = Members { offsets, block };
-    // Every member starts inside the block, right after a NUL (or at its start), and the block
-    // ends with one: each start is a whole C string. One compare per member, no string walk.
+    // Every member starts inside the block, right after a NUL (or at its start), after the
+    // one before it, and the block ends with a NUL: each start is a whole C string, none twice.
+    // One compare per member, no string walk.
     let ends_with_nul = block.last().is_none_or(|&b| b == 0);
-    let starts_ok = members.starts().all(|s| s < block.len() && (s == 0 || block[s - 1] == 0));
+    let mut previous = None;
+    let starts_ok = members.starts().all(|s| {
+        let in_order = previous.is_none_or(|p| s > p);
+        previous = Some(s);
+        in_order && s < block.len() && (s == 0 || block[s - 1] == 0)
+    });
     let shaped = (count == 0) == block.is_empty() && ends_with_nul && starts_ok;
     let clean = shaped && !name.contains(&0);
     Some(ParsedGroup { expires, record: GroupRecord { name, gid, members }, clean })

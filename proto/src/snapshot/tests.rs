@@ -505,3 +505,25 @@ fn group_lists_answer_initgroups_for_names_without_a_user_record_and_come_first(
     assert_eq!(gids(snap.groups_of(b"alice", NOW)), Some(vec![10]));
     assert_eq!(snap.groups_of(b"carol", NOW), Answer::Absent);
 }
+
+/// Found by the fuzzer: a damaged group whose member offsets repeat. Offsets must rise, so no
+/// member is counted twice and `member_bytes` stays an upper bound of what the members hold.
+#[test]
+fn member_offsets_that_repeat_or_fall_are_unknown() {
+    let mut b = SnapshotBuilder::new(1);
+    b.add_group(&Group { name: "g".into(), gid: 1, members: vec!["abcdef".into(), "x".into()] }, LATER);
+    let good = b.finish();
+    let find = |bytes: &[u8], needle: &[u8]| bytes.windows(needle.len()).position(|w| w == needle).unwrap();
+    // count 2, block length 9, offsets [0, 7]: make them [0, 0], then [7, 0].
+    let offsets = find(&good, &[2, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0]) + 8;
+    for tampered in [[0u8, 0, 0, 0, 0, 0, 0, 0], [7, 0, 0, 0, 0, 0, 0, 0]] {
+        let mut bad = good.clone();
+        bad[offsets..offsets + 8].copy_from_slice(&tampered);
+        let snap = Snapshot::parse(&bad).unwrap();
+        assert_eq!(snap.group_by_name(b"g", NOW), Answer::Unknown, "{tampered:?}");
+    }
+    let snap = Snapshot::parse(&good).unwrap();
+    let g = snap.group_by_name(b"g", NOW).record().unwrap();
+    assert_eq!(g.members().collect::<Vec<_>>(), [&b"abcdef"[..], b"x"]);
+    assert_eq!(g.member_bytes(), 7);
+}
