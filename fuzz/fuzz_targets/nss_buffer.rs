@@ -68,7 +68,7 @@ fuzz_target!(|input: Input| {
             let array_end = p.member_array + slots * size_of::<Ptr>();
             assert!(array_end <= buf.len(), "pointer array ends at {array_end} of {}", buf.len());
             assert_eq!(buf[p.member_array..].as_ptr().addr() % align_of::<Ptr>(), 0, "pointer array misaligned");
-            assert!(buf[p.member_array..array_end].iter().all(|&b| b == 0), "pointer slots not zeroed");
+            // The slots are not zeroed: ffi.rs writes every one (members, then the null).
             assert_c_string(buf, p.name, &group.name);
             assert_c_string(buf, p.passwd, "x");
             for (offset, m) in p.members.iter().zip(&group.members) {
