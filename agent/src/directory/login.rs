@@ -23,6 +23,15 @@ const ACCOUNT_ATTRIBUTES: [&str; 5] =
 
 const INVALID_CREDENTIALS: u32 = 49;
 
+/// What [`LdapDirectory::on_own_connection`] does when the connection is lost before an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnLostConnection {
+    /// Once more, on a new connection (a bind: nothing happened on the server).
+    TryAnother,
+    /// Report it (a password change: it may have been applied).
+    Fail,
+}
+
 impl LdapDirectory {
     /// The user's entry with the attributes logins need, found as the service account.
     async fn login_entry(&self, user: &str) -> Result<Option<(SearchEntry, Passwd)>, DirectoryError> {
@@ -38,37 +47,52 @@ impl LdapDirectory {
         ))
     }
 
-    /// Runs `op` on a binder connection nobody else is using, under the timeout. No retry: a
-    /// bind that timed out may have counted as a failure on the server already. The connection
-    /// carried a password, so it is retired afterwards (`AfterUse::Retire`) and a fresh one is
-    /// connected in the background for the next login.
-    async fn on_own_connection<T, Fut>(&self, what: &str, op: impl FnOnce(Ldap) -> Fut) -> Result<T, DirectoryError>
+    /// Runs `op` on a binder connection nobody else is using, within one `directory.timeout`.
+    /// The connection carried a password, so it is retired afterwards (`AfterUse::Retire`) and
+    /// a fresh one is connected in the background for the next login.
+    ///
+    /// A connection lost before any answer (the server died mid-login) is tried once more on a
+    /// new connection, which goes to the next server if this one is gone, when `lost` says so:
+    /// a bind that never reached an answer changed nothing worth protecting, but a password
+    /// change may have been applied. Never after a timeout: a bind the server is still working
+    /// on may count as a failure there.
+    async fn on_own_connection<T, Fut>(
+        &self,
+        what: &str,
+        lost: OnLostConnection,
+        op: impl Fn(Ldap) -> Fut,
+    ) -> Result<T, DirectoryError>
     where
         Fut: Future<Output = Result<T, LdapError>>,
     {
-        // Connecting and the operation share one budget. Dropped without `keep`, the lease
-        // discards its connection.
-        let attempt = async {
-            let lease = self.binder.lease_exclusive().await?;
-            let result = op(lease.ldap.clone()).await;
-            Ok::<_, DirectoryError>((lease.server.clone(), result))
-        };
-        let outcome = tokio::time::timeout(self.timeout, attempt).await;
-        match outcome {
-            Ok(Err(unreachable)) => Err(unreachable),
-            Ok(Ok((_, Ok(value)))) => {
-                self.binder.refill_in_background();
-                Ok(value)
-            }
-            Ok(Ok((server, Err(e)))) => {
-                warn!(%server, "{what} failed: {e}");
-                Err(DirectoryError::Unreachable(format!("{server}: {what}: {e}")))
-            }
-            Err(_) => {
-                warn!("{what}: no answer within {:?} (directory.timeout)", self.timeout);
-                Err(DirectoryError::Timeout)
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let attempts = if lost == OnLostConnection::TryAnother { 2 } else { 1 };
+        let mut last = DirectoryError::Timeout;
+        for _ in 0..attempts {
+            // Connecting and the operation share the budget. Dropped without `keep`, the lease
+            // discards its connection.
+            let attempt = async {
+                let lease = self.binder.lease_exclusive().await?;
+                let result = op(lease.ldap.clone()).await;
+                Ok::<_, DirectoryError>((lease.server.clone(), result))
+            };
+            match tokio::time::timeout_at(deadline, attempt).await {
+                Ok(Err(unreachable)) => return Err(unreachable),
+                Ok(Ok((_, Ok(value)))) => {
+                    self.binder.refill_in_background();
+                    return Ok(value);
+                }
+                Ok(Ok((server, Err(e)))) => {
+                    warn!(%server, "{what} failed: {e}");
+                    last = DirectoryError::Unreachable(format!("{server}: {what}: {e}"));
+                }
+                Err(_) => {
+                    warn!("{what}: no answer within {:?} (directory.timeout)", self.timeout);
+                    return Err(DirectoryError::Timeout);
+                }
             }
         }
+        Err(last)
     }
 
     pub(super) async fn check_password_as_user(
@@ -83,8 +107,11 @@ impl LdapDirectory {
             return Ok(PasswordCheck::Rejected);
         };
         let dn = entry.dn.as_str();
-        let result =
-            self.on_own_connection("bind", |mut ldap| async move { ldap.simple_bind(dn, password).await }).await;
+        let result = self
+            .on_own_connection("bind", OnLostConnection::TryAnother, |mut ldap| async move {
+                ldap.simple_bind(dn, password).await
+            })
+            .await;
         self.metrics.bind(BindKind::User, result.as_ref().map_or(BindResult::Error, |r| bind_result(r.rc)));
         let result = result?;
         match result.rc {
@@ -130,9 +157,9 @@ impl LdapDirectory {
                 let Some(old) = std::str::from_utf8(old.expose()).ok().filter(|p| !p.is_empty()) else {
                     return Ok(PasswordChange::WrongOldPassword);
                 };
-                let modify = PasswordModify { user_id: None, old_pass: Some(old), new_pass: Some(new) };
                 let metrics = &self.metrics;
-                self.on_own_connection("password change", |mut ldap| async move {
+                self.on_own_connection("password change", OnLostConnection::Fail, |mut ldap| async move {
+                    let modify = PasswordModify { user_id: None, old_pass: Some(old), new_pass: Some(new) };
                     let bind = ldap.simple_bind(dn, old).await?;
                     metrics.bind(BindKind::User, bind_result(bind.rc));
                     if bind.rc != 0 {
