@@ -8,7 +8,7 @@
 
 use std::mem::{align_of, size_of};
 
-use lanyard_proto::{Group, Passwd};
+use lanyard_proto::{Group, Passwd, UserRecord};
 use libc::c_char;
 
 /// The password field: no hash ever leaves the agent.
@@ -49,7 +49,7 @@ pub struct PackedGroup {
 
 /// Packs `user`, NUL-terminated strings one after the other.
 pub fn pack_passwd(user: &Passwd, buf: &mut [u8]) -> Result<PackedPasswd, PackError> {
-    let fields = PasswdFields {
+    let fields = UserRecord {
         name: user.name.as_bytes(),
         uid: user.uid,
         gid: user.gid,
@@ -57,35 +57,12 @@ pub fn pack_passwd(user: &Passwd, buf: &mut [u8]) -> Result<PackedPasswd, PackEr
         home: user.home.as_bytes(),
         shell: user.shell.as_bytes(),
     };
-    pack_passwd_fields(&fields, buf)
+    pack_passwd_record(&fields, buf)
 }
 
-/// A user's fields as bytes: from an agent's answer or straight from the snapshot's mapping.
-#[derive(Debug, Clone, Copy)]
-pub struct PasswdFields<'a> {
-    pub name: &'a [u8],
-    pub uid: u32,
-    pub gid: u32,
-    pub gecos: &'a [u8],
-    pub home: &'a [u8],
-    pub shell: &'a [u8],
-}
-
-impl<'a> From<&lanyard_proto::UserRecord<'a>> for PasswdFields<'a> {
-    fn from(user: &lanyard_proto::UserRecord<'a>) -> Self {
-        PasswdFields {
-            name: user.name,
-            uid: user.uid,
-            gid: user.gid,
-            gecos: user.gecos,
-            home: user.home,
-            shell: user.shell,
-        }
-    }
-}
-
-/// Packs a user given as bytes.
-pub fn pack_passwd_fields(user: &PasswdFields<'_>, buf: &mut [u8]) -> Result<PackedPasswd, PackError> {
+/// Packs a user given as bytes, as the snapshot holds it (an agent's answer is turned into the
+/// same shape by [`pack_passwd`]).
+pub fn pack_passwd_record(user: &UserRecord<'_>, buf: &mut [u8]) -> Result<PackedPasswd, PackError> {
     // Checked before any size: a NUL makes the entry unrepresentable, and answering "too small"
     // would send glibc growing its buffer forever.
     if [user.name, user.gecos, user.home, user.shell].iter().any(|s| s.contains(&0)) {

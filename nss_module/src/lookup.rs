@@ -14,7 +14,7 @@ use libc::{c_long, gid_t};
 use lanyard_proto::snapshot::Answer;
 use lanyard_proto::{GidList as SnapshotGids, GroupRecord, Snapshot, UserRecord};
 
-use crate::buffer::{self, PackError, PackedGroup, PackedPasswd, PasswdFields};
+use crate::buffer::{self, PackError, PackedGroup, PackedPasswd};
 use crate::status::{Error, Unavailable};
 use crate::{retry, snapshot, stuck};
 
@@ -25,7 +25,9 @@ pub fn user_by_name(socket: &Path, name: &[u8], buf: &mut [u8]) -> Result<Packed
         decide(snapshot.user_by_name(name, now), stale, |user| pack_user_record(&user, buf))
     };
     fast_or_agent(socket, buf, from_snapshot, |buf| {
-        lookup(socket, Request::UserByName(checked), buf, |r, buf| packed(buffer::pack_passwd(user(r)?, buf)))
+        lookup(socket, Request::UserByName(checked.to_owned()), buf, |r, buf| {
+            packed(buffer::pack_passwd(user(r)?, buf))
+        })
     })
 }
 
@@ -46,7 +48,9 @@ pub fn group_by_name(socket: &Path, name: &[u8], buf: &mut [u8]) -> Result<Packe
         decide(snapshot.group_by_name(name, now), stale, |group| pack_group_record(&group, buf))
     };
     fast_or_agent(socket, buf, from_snapshot, |buf| {
-        lookup(socket, Request::GroupByName(checked), buf, |r, buf| packed(buffer::pack_group(group(r)?, buf)))
+        lookup(socket, Request::GroupByName(checked.to_owned()), buf, |r, buf| {
+            packed(buffer::pack_group(group(r)?, buf))
+        })
     })
 }
 
@@ -61,7 +65,7 @@ pub fn group_by_gid(socket: &Path, gid: u32, buf: &mut [u8]) -> Result<PackedGro
 }
 
 fn pack_user_record(user: &UserRecord<'_>, buf: &mut [u8]) -> Result<PackedPasswd, Error> {
-    packed(buffer::pack_passwd_fields(&PasswdFields::from(user), buf))
+    packed(buffer::pack_passwd_record(user, buf))
 }
 
 fn pack_group_record(group: &GroupRecord<'_>, buf: &mut [u8]) -> Result<PackedGroup, Error> {
@@ -154,11 +158,12 @@ pub fn groups_of_user(
     let from_snapshot = |snapshot: &Snapshot<'_>, now, stale, _: &mut [u8]| {
         decide(snapshot.groups_of(name, now), stale, |gids: SnapshotGids<'_>| Ok(gids.iter().collect::<Vec<u32>>()))
     };
-    let gids =
-        fast_or_agent(socket, &mut [], from_snapshot, |_| match ask(socket, &Request::GroupsOfUser(checked))? {
+    let gids = fast_or_agent(socket, &mut [], from_snapshot, |_| {
+        match ask(socket, &Request::GroupsOfUser(checked.to_owned()))? {
             Response::GroupIds(gids) => Ok(gids),
             other => Err(not_an_entry(&other)),
-        })?;
+        }
+    })?;
     append_gids(list, &gids, skip, limit)
 }
 
@@ -199,9 +204,9 @@ pub fn append_gids(list: &mut impl GidList, gids: &[u32], skip: gid_t, limit: c_
 
 /// Names the agent could never know are answered here, without a connection. The C string can
 /// hold any bytes; only valid UTF-8 that passes the protocol's name rule is sent.
-fn checked_name(name: &[u8]) -> Result<String, Error> {
+fn checked_name(name: &[u8]) -> Result<&str, Error> {
     match std::str::from_utf8(name) {
-        Ok(name) if is_valid_name(name) => Ok(name.to_owned()),
+        Ok(name) if is_valid_name(name) => Ok(name),
         _ => Err(Error::NotFound),
     }
 }
