@@ -24,11 +24,13 @@ fn assert_files_still_answer(ns: &Namespace) {
     assert!(id.stdout().starts_with("uid=0(root) gid=0(root)"), "{id}");
 }
 
-fn assert_directory_lookups_fail(ns: &Namespace) {
-    assert_fails_cleanly(&ns.getent("passwd", &["alice"]).unwrap());
-    assert_fails_cleanly(&ns.getent("passwd", &["10001"]).unwrap());
-    assert_fails_cleanly(&ns.getent("group", &["developers"]).unwrap());
-    let id = ns.run(&["id", "alice"]).unwrap();
+/// Lookups of a directory user and group nobody asked for before, so the agent's snapshot
+/// (which keeps answering what it holds while the agent is away: `snapshot.rs`) cannot.
+fn assert_directory_lookups_fail(ns: &Namespace, user: &str, uid: &str, group: &str) {
+    assert_fails_cleanly(&ns.getent("passwd", &[user]).unwrap());
+    assert_fails_cleanly(&ns.getent("passwd", &[uid]).unwrap());
+    assert_fails_cleanly(&ns.getent("group", &[group]).unwrap());
+    let id = ns.run(&["id", user]).unwrap();
     assert_eq!(id.code(), Some(1), "{id}");
 }
 
@@ -39,7 +41,8 @@ fn lookups_fail_promptly_and_files_still_answer_when_the_agent_is_stopped() {
     assert_eq!(before.code(), Some(0), "lookup failed while the agent ran:\n{before}\n{}", s.agent.log());
 
     s.agent.stop().unwrap();
-    assert_directory_lookups_fail(&s.ns);
+    // Not alice: the snapshot may hold her by now, and answers her with the agent gone.
+    assert_directory_lookups_fail(&s.ns, "bob", "10002", "ops");
     assert_files_still_answer(&s.ns);
 }
 
@@ -47,7 +50,7 @@ fn lookups_fail_promptly_and_files_still_answer_when_the_agent_is_stopped() {
 fn lookups_fail_promptly_when_no_agent_ever_ran() {
     let empty_run_dir = TempDir::new("norun").unwrap();
     let ns = Namespace::new(empty_run_dir.path()).unwrap();
-    assert_directory_lookups_fail(&ns);
+    assert_directory_lookups_fail(&ns, "alice", "10001", "developers");
     assert_files_still_answer(&ns);
 }
 
