@@ -177,6 +177,32 @@ pub const ADMINS: Group = Group { name: "admins", gid: 10012, members: &["alice"
 pub const EMPTY: Group = Group { name: "empty", gid: 10013, members: &[] };
 pub const SMALL_GROUPS: [Group; 5] = [STAFF, DEVELOPERS, OPS, ADMINS, EMPTY];
 
+/// How groups list their members: the two layouts the OpenLDAP fixture comes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// `posixGroup` with `memberUid` names.
+    Rfc2307,
+    /// `groupOfNames` + auxiliary `posixGroup` with `member` DNs, plus [`NESTED_GROUPS`].
+    Rfc2307bis,
+}
+
+/// A group of the RFC 2307bis fixture that lists other groups (by DN) besides users.
+#[derive(Debug, Clone, Copy)]
+pub struct NestedGroup {
+    pub name: &'static str,
+    pub gid: u32,
+    pub users: &'static [&'static str],
+    pub groups: &'static [&'static str],
+}
+
+/// Developers inside eng inside everyone: a chain two levels deep.
+pub const ENG: NestedGroup = NestedGroup { name: "eng", gid: 10020, users: &[], groups: &["developers"] };
+pub const EVERYONE: NestedGroup = NestedGroup { name: "everyone", gid: 10021, users: &[], groups: &["eng"] };
+/// Two groups inside each other: a cycle the agent must end.
+pub const LOOP_A: NestedGroup = NestedGroup { name: "loop-a", gid: 10022, users: &["alice"], groups: &["loop-b"] };
+pub const LOOP_B: NestedGroup = NestedGroup { name: "loop-b", gid: 10023, users: &["bob"], groups: &["loop-a"] };
+pub const NESTED_GROUPS: [NestedGroup; 4] = [ENG, EVERYONE, LOOP_A, LOOP_B];
+
 /// `biggroup`: `member0001` .. `member5000`, then alice.
 pub const BIG_GROUP: Group = Group { name: "biggroup", gid: 10100, members: &["alice"] };
 pub const BIG_GROUP_GENERATED_MEMBERS: u32 = 5000;
@@ -277,8 +303,60 @@ pub fn supplementary_groups(user: &str) -> Vec<(String, u32)> {
     groups().into_iter().filter(|g| g.members.iter().any(|m| m == user)).map(|g| (g.name, g.gid)).collect()
 }
 
-/// The whole directory as LDIF for `slapadd`. `reader_password` is the service account's.
+/// Every group of the fixture in `schema`, members flattened through nested groups (sorted):
+/// what `getent group` must show.
+pub fn groups_in(schema: Schema) -> Vec<GroupEntry> {
+    let mut all = groups();
+    if schema == Schema::Rfc2307bis {
+        all.extend(NESTED_GROUPS.iter().map(|n| GroupEntry { name: n.name.into(), gid: n.gid, members: Vec::new() }));
+        let direct = all.clone();
+        for group in &mut all {
+            group.members = flattened_members(&direct, &group.name);
+        }
+    }
+    all
+}
+
+/// The groups of `schema`'s fixture whose (flattened) members include `user`, as (name, gid).
+pub fn supplementary_groups_in(schema: Schema, user: &str) -> Vec<(String, u32)> {
+    groups_in(schema).into_iter().filter(|g| g.members.iter().any(|m| m == user)).map(|g| (g.name, g.gid)).collect()
+}
+
+/// `name`'s users and, through [`NESTED_GROUPS`], the users of every group inside it.
+fn flattened_members(direct: &[GroupEntry], name: &str) -> Vec<String> {
+    let mut seen_groups = vec![name.to_owned()];
+    let mut pending = vec![name.to_owned()];
+    let mut members = std::collections::BTreeSet::new();
+    while let Some(group) = pending.pop() {
+        if let Some(entry) = direct.iter().find(|g| g.name == group) {
+            members.extend(entry.members.iter().cloned());
+        }
+        if let Some(nested) = NESTED_GROUPS.iter().find(|n| n.name == group) {
+            members.extend(nested.users.iter().map(|u| u.to_string()));
+            for inner in nested.groups {
+                if !seen_groups.iter().any(|s| s == inner) {
+                    seen_groups.push(inner.to_string());
+                    pending.push(inner.to_string());
+                }
+            }
+        }
+    }
+    members.into_iter().collect()
+}
+
+/// `cn=NAME,ou=groups,dc=example,dc=org`.
+pub fn group_dn(name: &str) -> String {
+    format!("cn={name},{GROUPS_DN}")
+}
+
+/// The whole directory as LDIF for `slapadd`, groups in RFC 2307 shape. `reader_password` is
+/// the service account's.
 pub fn ldif(reader_password: &str) -> String {
+    ldif_in(Schema::Rfc2307, reader_password)
+}
+
+/// [`ldif`], groups in `schema`'s shape.
+pub fn ldif_in(schema: Schema, reader_password: &str) -> String {
     let mut out = String::new();
     entry(
         &mut out,
@@ -335,13 +413,42 @@ pub fn ldif(reader_password: &str) -> String {
         attrs.extend(u.account.attributes().iter().copied());
         entry(&mut out, &user_dn(&u.name), &attrs);
     }
-    for g in groups() {
-        let gid = g.gid.to_string();
-        let mut attrs = vec![("objectClass", "posixGroup"), ("cn", g.name.as_str()), ("gidNumber", gid.as_str())];
-        attrs.extend(g.members.iter().map(|m| ("memberUid", m.as_str())));
-        entry(&mut out, &format!("cn={},{GROUPS_DN}", g.name), &attrs);
+    match schema {
+        Schema::Rfc2307 => {
+            for g in groups() {
+                let gid = g.gid.to_string();
+                let mut attrs =
+                    vec![("objectClass", "posixGroup"), ("cn", g.name.as_str()), ("gidNumber", gid.as_str())];
+                attrs.extend(g.members.iter().map(|m| ("memberUid", m.as_str())));
+                entry(&mut out, &group_dn(&g.name), &attrs);
+            }
+        }
+        Schema::Rfc2307bis => {
+            let plain = groups().into_iter().map(|g| (g.name, g.gid, g.members, Vec::new()));
+            let nested = NESTED_GROUPS.iter().map(|n| {
+                let users = n.users.iter().map(|u| u.to_string()).collect();
+                (n.name.to_owned(), n.gid, users, n.groups.iter().map(|g| group_dn(g)).collect())
+            });
+            for (name, gid, users, groups) in plain.chain(nested) {
+                bis_group(&mut out, &name, gid, &users, &groups);
+            }
+        }
     }
     out
+}
+
+/// A `groupOfNames` with the auxiliary `posixGroup`, listing users and groups by DN. A group
+/// with no member lists itself: `groupOfNames` requires one, and sites do the same.
+fn bis_group(out: &mut String, name: &str, gid: u32, users: &[String], groups: &[String]) {
+    let (dn, gid) = (group_dn(name), gid.to_string());
+    let mut members: Vec<String> = users.iter().map(|u| user_dn(u)).chain(groups.iter().cloned()).collect();
+    if members.is_empty() {
+        members.push(dn.clone());
+    }
+    let mut attrs =
+        vec![("objectClass", "groupOfNames"), ("objectClass", "posixGroup"), ("cn", name), ("gidNumber", gid.as_str())];
+    attrs.extend(members.iter().map(|m| ("member", m.as_str())));
+    entry(out, &dn, &attrs);
 }
 
 fn entry(out: &mut String, dn: &str, attrs: &[(&str, &str)]) {

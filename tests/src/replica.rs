@@ -4,7 +4,7 @@
 //! 127.0.0.1: killed, frozen or started again on the same ports like any other, and stopped by
 //! PID on drop.
 //!
-//! Both widen `gecos` to UTF-8 (see `write_utf8_gecos_nis_schema` in slapd.rs): a consumer
+//! Both widen `gecos` to UTF-8 (see `write_nis_schema` in slapd.rs): a consumer
 //! checks each replicated entry against its schema, and the fixture has a non-ASCII gecos.
 //!
 //! The consumer replicates as the provider's rootdn (which no ACL or size limit restricts, so
@@ -20,7 +20,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::TestPki;
-use crate::fixture::{ADMIN_DN, BASE_DN};
+use crate::fixture::{ADMIN_DN, BASE_DN, Schema};
 use crate::process::poll_until;
 use crate::slapd::{Layout, Security, Seed};
 use crate::{Output, Slapd};
@@ -52,7 +52,7 @@ impl Slapd {
             utf8_gecos: true,
             extra_global: "moduleload syncprov\n".into(),
             database_lines,
-            seed: Seed::Fixture,
+            seed: Seed::Fixture(Schema::Rfc2307),
         })
     }
 

@@ -23,12 +23,12 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 
 use crate::TestPki;
-use crate::fixture::{self, ADMIN_DN, BASE_DN, DEFAULT_POLICY_DN, READER_DN};
+use crate::fixture::{self, ADMIN_DN, BASE_DN, DEFAULT_POLICY_DN, READER_DN, Schema};
 use crate::process::{HANG_GUARD, Output, Supervised, poll_until, run_bounded};
 use crate::tempdir::{TempDir, random_hex, write_file_mode};
 
 const SCHEMA_DIR: &str = "/etc/ldap/schema";
-/// Included in this order; `nis` may be replaced by [`write_utf8_gecos_nis_schema`]'s copy.
+/// Included in this order; `nis` may be replaced by [`write_nis_schema`]'s copy.
 const SCHEMAS: [&str; 4] = ["core", "cosine", "nis", "inetorgperson"];
 const START_ATTEMPTS: usize = 5;
 const READY_LIMIT: Duration = Duration::from_secs(15);
@@ -66,6 +66,14 @@ impl Slapd {
     /// loopback ports (StartTLS and LDAPS) and waits until the reader can bind over StartTLS.
     pub fn start() -> Result<Self> {
         Slapd::launch(Layout::fixture(Security::TlsRequired, ""))
+    }
+
+    /// Like [`Slapd::start`], with the fixture in RFC 2307bis shape ([`Schema::Rfc2307bis`]):
+    /// `posixGroup` auxiliary to `groupOfNames`, members as DNs, and the nested groups.
+    pub fn start_rfc2307bis() -> Result<Self> {
+        let mut layout = Layout::fixture(Security::TlsRequired, "");
+        layout.seed = Seed::Fixture(Schema::Rfc2307bis);
+        Slapd::launch(layout)
     }
 
     /// Like [`Slapd::start`], with `global_lines` (slapd.conf directives such as
@@ -119,8 +127,12 @@ impl Slapd {
         let bind_secret = dir.join("bind.secret");
         let admin_secret = dir.join("admin.secret");
         // `ready`: None when the fixture is loaded here, before the start.
+        let schema = match seed {
+            Seed::Fixture(schema) => schema,
+            Seed::Empty { .. } => Schema::Rfc2307,
+        };
         let (pki, reader_password, admin_password, ready) = match seed {
-            Seed::Fixture => (TestPki::generate(dir.path())?, random_hex(12)?, random_hex(12)?, None),
+            Seed::Fixture(_) => (TestPki::generate(dir.path())?, random_hex(12)?, random_hex(12)?, None),
             Seed::Empty { pki, reader_password, admin_password, ready } => {
                 (pki(dir.path())?, reader_password, admin_password, Some(ready))
             }
@@ -132,12 +144,17 @@ impl Slapd {
         let conf = dir.join("slapd.conf");
         fs::create_dir(dir.join("db")).context("creating the database directory")?;
         let database_lines = database_lines.replace("@DIR@", &dir.path().to_string_lossy());
-        let nis = if utf8_gecos { write_utf8_gecos_nis_schema(dir.path())? } else { system_schema("nis") };
+        let auxiliary_posix_group = schema == Schema::Rfc2307bis;
+        let nis = if utf8_gecos || auxiliary_posix_group {
+            write_nis_schema(dir.path(), utf8_gecos, auxiliary_posix_group)?
+        } else {
+            system_schema("nis")
+        };
         let text = slapd_conf(dir.path(), &pki, &admin_password, security, &nis, &extra_global, &database_lines);
         fs::write(&conf, text).context("writing slapd.conf")?;
         if ready.is_none() {
             let ldif = dir.join("fixture.ldif");
-            fs::write(&ldif, fixture::ldif(&reader_password)).context("writing fixture.ldif")?;
+            fs::write(&ldif, fixture::ldif_in(schema, &reader_password)).context("writing fixture.ldif")?;
             // -q: no consistency checks, much faster; the LDIF is generated and known good.
             let load = run_bounded(
                 Command::new("slapadd").arg("-q").arg("-f").arg(&conf).arg("-l").arg(&ldif),
@@ -465,7 +482,7 @@ impl Slapd {
 pub(crate) struct Layout<'a> {
     pub security: Security,
     /// Serve `gecos` as a UTF-8 Directory String rather than nis.schema's IA5 (ASCII) string:
-    /// see [`write_utf8_gecos_nis_schema`].
+    /// see [`write_nis_schema`].
     pub utf8_gecos: bool,
     /// Global directives, after the harness's own (`moduleload syncprov`, limits).
     pub extra_global: String,
@@ -484,7 +501,7 @@ impl Layout<'_> {
             utf8_gecos: false,
             extra_global: extra_global.into(),
             database_lines: String::new(),
-            seed: Seed::Fixture,
+            seed: Seed::Fixture(Schema::Rfc2307),
         }
     }
 }
@@ -496,8 +513,9 @@ pub(crate) type Ready<'a> = &'a dyn Fn(&Slapd) -> Result<()>;
 
 /// How a new slapd's database gets its entries.
 pub(crate) enum Seed<'a> {
-    /// Fresh passwords and certificates, the fixture loaded with `slapadd` before the start.
-    Fixture,
+    /// Fresh passwords and certificates, the fixture in this shape loaded with `slapadd`
+    /// before the start.
+    Fixture(Schema),
     /// Started empty (something else fills it: syncrepl) with these certificates and passwords;
     /// `ready` decides when it is filled.
     Empty { pki: MakePki<'a>, reader_password: String, admin_password: String, ready: Ready<'a> },
@@ -511,18 +529,35 @@ fn system_schema(name: &str) -> PathBuf {
 /// nis.schema's `gecos`, and the UTF-8 Directory String syntax that replaces its IA5 one.
 const IA5_GECOS: &str = "EQUALITY caseIgnoreIA5Match\n\tSUBSTR caseIgnoreIA5SubstringsMatch\n\tSYNTAX 1.3.6.1.4.1.1466.115.121.1.26 SINGLE-VALUE )";
 const UTF8_GECOS: &str = "EQUALITY caseIgnoreMatch\n\tSUBSTR caseIgnoreSubstringsMatch\n\tSYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )";
+/// nis.schema's `posixGroup`, structural, and RFC 2307bis's, auxiliary (to `groupOfNames`).
+const STRUCTURAL_POSIX_GROUP: &str =
+    "NAME 'posixGroup'\n\tDESC 'Abstraction of a group of accounts'\n\tSUP top STRUCTURAL";
+const AUXILIARY_POSIX_GROUP: &str =
+    "NAME 'posixGroup'\n\tDESC 'Abstraction of a group of accounts'\n\tSUP top AUXILIARY";
 
-/// Writes `dir/nis.schema`: Debian's, with `gecos` a UTF-8 Directory String. The fixture's
-/// [`fixture::JOSE`] has a non-ASCII gecos, which `slapadd -q` loads unchecked into the
-/// provider; a syncrepl consumer checks every replicated entry against its schema and, with
-/// nis.schema's IA5 `gecos`, refuses that one ("mods check (gecos: value #0 invalid per
-/// syntax)") and retries the whole refresh for ever. Many sites widen `gecos` the same way.
-fn write_utf8_gecos_nis_schema(dir: &Path) -> Result<PathBuf> {
+/// Writes `dir/nis.schema`: Debian's, changed as asked.
+///
+/// - `utf8_gecos`: `gecos` a UTF-8 Directory String. The fixture's [`fixture::JOSE`] has a
+///   non-ASCII gecos, which `slapadd -q` loads unchecked into the provider; a syncrepl
+///   consumer checks every replicated entry against its schema and, with nis.schema's IA5
+///   `gecos`, refuses that one ("mods check (gecos: value #0 invalid per syntax)") and
+///   retries the whole refresh for ever. Many sites widen `gecos` the same way.
+/// - `auxiliary_posix_group`: `posixGroup` auxiliary, as RFC 2307bis defines it, so a group
+///   is a `groupOfNames` (members by DN) with a gid. Debian ships no rfc2307bis.schema; this
+///   is the one change to nis.schema that matters to groups.
+fn write_nis_schema(dir: &Path, utf8_gecos: bool, auxiliary_posix_group: bool) -> Result<PathBuf> {
     let system = system_schema("nis");
-    let text = fs::read_to_string(&system).with_context(|| format!("reading {}", system.display()))?;
-    ensure!(text.matches(IA5_GECOS).count() == 1, "{} does not define gecos as expected", system.display());
+    let mut text = fs::read_to_string(&system).with_context(|| format!("reading {}", system.display()))?;
+    for (wanted, from, to) in
+        [(utf8_gecos, IA5_GECOS, UTF8_GECOS), (auxiliary_posix_group, STRUCTURAL_POSIX_GROUP, AUXILIARY_POSIX_GROUP)]
+    {
+        if wanted {
+            ensure!(text.matches(from).count() == 1, "{} does not define {from:?} as expected", system.display());
+            text = text.replace(from, to);
+        }
+    }
     let path = dir.join("nis.schema");
-    fs::write(&path, text.replace(IA5_GECOS, UTF8_GECOS)).context("writing nis.schema")?;
+    fs::write(&path, text).context("writing nis.schema")?;
     Ok(path)
 }
 
@@ -574,7 +609,7 @@ rootpw {admin_password}
 directory {db}
 maxsize 268435456
 dbnosync
-index objectClass,uid,uidNumber,gidNumber,memberUid,cn eq
+index objectClass,uid,uidNumber,gidNumber,memberUid,member,cn eq
 {database_lines}overlay ppolicy
 ppolicy_default \"{DEFAULT_POLICY_DN}\"
 # A password set in clear (an LDAP modify) is stored hashed, as Password Modify stores it.

@@ -57,6 +57,7 @@ pub struct DirectoryConfig {
     pub failback: Duration,
     pub pool_size: usize,
     pub page_size: u32,
+    pub schema: Schema,
     pub users: UserMap,
     pub groups: GroupMap,
 }
@@ -123,7 +124,23 @@ pub struct GroupMap {
     pub filter: String,
     pub name: String,
     pub gid_number: String,
+    /// Members by login name (RFC 2307 `memberUid`), read with every schema.
     pub member: String,
+    /// Members by DN (RFC 2307bis `member` or `uniqueMember`): users, or groups whose members
+    /// count too. `None` with `schema = "rfc2307"` unless set.
+    pub member_dn: Option<String>,
+    /// How many levels of groups within groups are followed through `member_dn`; 0: only a
+    /// group's own members.
+    pub nesting_depth: u32,
+}
+
+/// Which directory layout `directory.schema` names: it decides the defaults of the maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// posixAccount, posixGroup with `memberUid`.
+    Rfc2307,
+    /// posixAccount, posixGroup (auxiliary) with `member` DNs, groups within groups.
+    Rfc2307bis,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -314,13 +331,17 @@ fn directory_config(
         .map(|uri| parse_server(uri, raw.tls).map_err(|m| error("directory.uris", m)))
         .collect::<Result<Vec<_>, _>>()?;
     let base = check_dn(&raw.base).map_err(|m| error("directory.base", m))?;
-    if let Some(schema) = raw.schema.as_deref().filter(|s| *s != "rfc2307") {
-        let message = match schema {
-            "rfc2307bis" | "ad" => format!("\"{schema}\" is not supported by this version yet; use \"rfc2307\""),
-            _ => format!("unknown schema \"{schema}\"; expected \"rfc2307\", \"rfc2307bis\" or \"ad\""),
-        };
-        return Err(error("directory.schema", message));
-    }
+    let schema = match raw.schema.as_deref() {
+        None | Some("rfc2307") => Schema::Rfc2307,
+        Some("rfc2307bis") => Schema::Rfc2307bis,
+        Some("ad") => {
+            return Err(error("directory.schema", "\"ad\" is not supported by this version yet".into()));
+        }
+        Some(other) => {
+            let message = format!("unknown schema \"{other}\"; expected \"rfc2307\", \"rfc2307bis\" or \"ad\"");
+            return Err(error("directory.schema", message));
+        }
+    };
     let trust = match &raw.ca_file {
         None => Trust::System,
         Some(path) => Trust::CaFile {
@@ -352,7 +373,8 @@ fn directory_config(
     }
     Ok(DirectoryConfig {
         users: user_map(&raw.users, &base, error)?,
-        groups: group_map(&raw.groups, &base, error)?,
+        groups: group_map(&raw.groups, &base, schema, error)?,
+        schema,
         servers,
         base,
         trust,
@@ -454,11 +476,28 @@ fn user_map(raw: &RawUserMap, base: &str, error: &ErrorFn) -> Result<UserMap, Co
     })
 }
 
-fn group_map(raw: &RawGroupMap, base: &str, error: &ErrorFn) -> Result<GroupMap, ConfigError> {
+/// `directory.groups.nesting_depth` when the file does not set it, and its upper bound: deep
+/// enough for the layered groups sites build (team, department, everyone), and a bound on the
+/// searches one lookup can cost.
+pub const DEFAULT_NESTING_DEPTH: u32 = 4;
+const MAX_NESTING_DEPTH: u32 = 16;
+
+fn group_map(raw: &RawGroupMap, base: &str, schema: Schema, error: &ErrorFn) -> Result<GroupMap, ConfigError> {
     let attr = |key: &str, value: &Option<String>, default: &str| {
         attribute(&format!("directory.groups.{key}"), value, default, error)
     };
+    let member_dn = match (&raw.member_dn, schema) {
+        (None, Schema::Rfc2307) => None,
+        (value, _) => Some(attr("member_dn", value, "member")?),
+    };
+    let nesting_depth = raw.nesting_depth.unwrap_or(DEFAULT_NESTING_DEPTH);
+    if nesting_depth > MAX_NESTING_DEPTH {
+        let message = format!("{nesting_depth} is more than {MAX_NESTING_DEPTH}");
+        return Err(error("directory.groups.nesting_depth", message));
+    }
     Ok(GroupMap {
+        member_dn,
+        nesting_depth,
         base: search_base(raw.base.as_ref(), base).map_err(|m| error("directory.groups.base", m))?,
         filter: search_filter(raw.filter.as_ref(), "(objectClass=posixGroup)")
             .map_err(|m| error("directory.groups.filter", m))?,

@@ -79,6 +79,8 @@ pub struct RawGroupMap {
     pub name: Option<String>,
     pub gid_number: Option<String>,
     pub member: Option<String>,
+    pub member_dn: Option<String>,
+    pub nesting_depth: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -256,3 +256,36 @@ fn log_level_takes_a_level_and_refuses_a_typo() {
     let message = error_of(&format!("log_level = \"inof\"\n{MINIMAL}"));
     assert!(message.contains("log_level"), "{message}");
 }
+
+#[test]
+fn rfc2307bis_reads_members_by_dn_and_follows_nested_groups() {
+    let plain = parse(MINIMAL).unwrap();
+    assert_eq!(plain.directory.schema, Schema::Rfc2307);
+    assert_eq!(plain.directory.groups.member_dn, None);
+    let bis = parse(&format!("{MINIMAL}schema = \"rfc2307bis\"\n")).unwrap();
+    assert_eq!(bis.directory.schema, Schema::Rfc2307bis);
+    let groups = &bis.directory.groups;
+    assert_eq!(
+        (groups.member.as_str(), groups.member_dn.as_deref(), groups.nesting_depth),
+        ("memberUid", Some("member"), DEFAULT_NESTING_DEPTH)
+    );
+    let unique = parse(&format!(
+        "{MINIMAL}schema = \"rfc2307bis\"\n[directory.groups]\nmember_dn = \"uniqueMember\"\nnesting_depth = 0\n"
+    ))
+    .unwrap();
+    assert_eq!(
+        (unique.directory.groups.member_dn.as_deref(), unique.directory.groups.nesting_depth),
+        (Some("uniqueMember"), 0)
+    );
+    // member_dn alone turns DN members on with the rfc2307 defaults otherwise.
+    let mixed = parse(&format!("{MINIMAL}[directory.groups]\nmember_dn = \"member\"\n")).unwrap();
+    assert_eq!(mixed.directory.groups.member_dn.as_deref(), Some("member"));
+}
+
+#[test]
+fn a_nesting_depth_past_the_bound_and_an_unknown_schema_are_refused() {
+    let message = error_of(&format!("{MINIMAL}schema = \"rfc2307bis\"\n[directory.groups]\nnesting_depth = 17\n"));
+    assert!(message.contains("directory.groups.nesting_depth") && message.contains("17"), "{message}");
+    let message = error_of(&format!("{MINIMAL}schema = \"rfc2307-bis\"\n"));
+    assert!(message.contains("directory.schema") && message.contains("rfc2307bis"), "{message}");
+}

@@ -16,6 +16,7 @@ use ldap3::{Ldap, LdapError, Scope, SearchEntry};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use super::membership::DirectoryResolver;
 use super::pool::{Identity, Pool, ldap3_result_text};
 use super::servers::ServerOrder;
 use super::{AccountState, Directory, DirectoryError, PasswordChange, PasswordCheck, filter, mapping, tls};
@@ -49,7 +50,7 @@ pub struct LdapDirectory {
     /// Shared with the tasks that replace a connection retired after a bind.
     pub(super) binder: Arc<Pool>,
     pub(super) users: UserMap,
-    groups: GroupMap,
+    pub(super) groups: GroupMap,
     pub(super) timeout: Duration,
     page_size: u32,
     pub(super) metrics: Arc<Metrics>,
@@ -241,7 +242,13 @@ impl LdapDirectory {
     ) -> Result<Option<Group>, DirectoryError> {
         let filter = filter::equality(&self.groups.filter, attribute, value);
         let entries = self.search(&self.groups.base, &filter, &mapping::group_attributes(&self.groups), false).await?;
-        Ok(first_mapped(entries, |e| mapping::group(&e.attrs, &self.groups, wanted), "group", value))
+        let map = |e: &SearchEntry| {
+            mapping::group(&e.attrs, &self.groups, wanted)
+                .map(|g| (g, e.dn.clone(), mapping::member_dns(&e.attrs, &self.groups)))
+        };
+        let Some((mut group, dn, member_dns)) = first_mapped(entries, map, "group", value) else { return Ok(None) };
+        self.add_members_by_dn(&mut group, &dn, member_dns, &DirectoryResolver(self)).await?;
+        Ok(Some(group))
     }
 }
 
@@ -304,6 +311,9 @@ impl Directory for LdapDirectory {
     }
 
     async fn groups_of_user(&self, user: &str) -> Result<Vec<u32>, DirectoryError> {
+        if let Some(dn_attribute) = &self.groups.member_dn {
+            return self.groups_of_user_by_dn(dn_attribute, user).await;
+        }
         let filter = filter::equality(&self.groups.filter, &self.groups.member, user);
         let entries =
             self.search(&self.groups.base, &filter, std::slice::from_ref(&self.groups.gid_number), true).await?;
@@ -359,6 +369,9 @@ impl Directory for LdapDirectory {
     }
 
     async fn all_groups(&self) -> Result<Vec<Group>, DirectoryError> {
+        if self.groups.member_dn.is_some() {
+            return Ok(map_all(self.all_groups_by_dn().await?, |g| &g.name, "group"));
+        }
         let attrs = mapping::group_attributes(&self.groups);
         let map = |e: SearchEntry| mapping::group(&e.attrs, &self.groups, None);
         let entries = self.search_each(&self.groups.base, &self.groups.filter, &attrs, true, map).await?;

@@ -29,7 +29,9 @@ pub fn user_attributes(map: &UserMap) -> Vec<String> {
 
 /// The attributes a group search asks for.
 pub fn group_attributes(map: &GroupMap) -> Vec<String> {
-    vec![map.name.clone(), map.gid_number.clone(), map.member.clone()]
+    let mut attrs = vec![map.name.clone(), map.gid_number.clone(), map.member.clone()];
+    attrs.extend(map.member_dn.clone());
+    attrs
 }
 
 /// Maps one entry to a user. With `wanted`, the entry must carry that exact name (LDAP matched
@@ -56,7 +58,8 @@ pub fn user(attrs: &HashMap<String, Vec<String>>, map: &UserMap, wanted: Option<
     Ok(passwd)
 }
 
-/// Maps one entry to a group. Members that are not valid names are left out.
+/// Maps one entry to a group. Members that are not valid names are left out; members given
+/// by DN (`map.member_dn`) are not resolved here (see [`member_dns`]).
 pub fn group(attrs: &HashMap<String, Vec<String>>, map: &GroupMap, wanted: Option<&str>) -> Result<Group, String> {
     let name = pick_name(values(attrs, &map.name), wanted)?;
     let gid = id(attrs, &map.gid_number)?;
@@ -67,6 +70,26 @@ pub fn group(attrs: &HashMap<String, Vec<String>>, map: &GroupMap, wanted: Optio
     let members =
         values(attrs, &map.member).iter().filter(|m| is_valid_name(m) && seen.insert(m.as_str())).cloned().collect();
     Ok(Group { name, gid, members })
+}
+
+/// The values of the group's DN-valued member attribute (none without `map.member_dn`).
+pub fn member_dns(attrs: &HashMap<String, Vec<String>>, map: &GroupMap) -> Vec<String> {
+    map.member_dn.as_deref().map_or_else(Vec::new, |attribute| values(attrs, attribute).to_vec())
+}
+
+/// Whether the user entry carries exactly `name` (LDAP matched it without regard to case).
+pub fn has_name(attrs: &HashMap<String, Vec<String>>, map: &UserMap, name: &str) -> bool {
+    values(attrs, &map.name).iter().any(|n| n == name)
+}
+
+/// The group's members by name (`map.member`), valid names only.
+pub fn group_member_names(attrs: &HashMap<String, Vec<String>>, map: &GroupMap) -> Vec<String> {
+    values(attrs, &map.member).iter().filter(|m| is_valid_name(m)).cloned().collect()
+}
+
+/// The first valid login name among the user entry's names.
+pub fn user_name(attrs: &HashMap<String, Vec<String>>, map: &UserMap) -> Option<String> {
+    values(attrs, &map.name).iter().find(|n| is_valid_name(n)).cloned()
 }
 
 /// The gid of a group entry found by membership.

@@ -7,12 +7,16 @@
 //! - [`tls`]: the rustls configuration (ring, the configured CA or the system's roots).
 //! - [`filter`]: filters built from escaped values.
 //! - [`mapping`]: LDAP entries to `passwd` and `group` records.
+//! - `members`, `membership`, `dn`: members given by DN (RFC 2307bis), nested groups.
 
+mod dn;
 pub mod filter;
 pub mod inspect;
 pub mod ldap;
 mod login;
 pub mod mapping;
+mod members;
+mod membership;
 pub mod pool;
 mod servers;
 pub mod tls;

@@ -8,6 +8,7 @@
 //! | module | area |
 //! | --- | --- |
 //! | `harness` | the fixture slapd and the agent runner themselves: TLS required (and the plaintext-only slapd), data loaded, stopped on drop, outages, restarts |
+//! | `directories` | the same checks (users, groups, nested groups, `id`, initgroups, logins, account states, password change, offline login) against each directory layout: OpenLDAP with rfc2307 and rfc2307bis |
 //! | `directory_policy` | the fixture's password policy and account states, with ldap-utils |
 //! | `docs` | the man pages render with `man -l` and groff without warnings; generated pages and completions match `lanyardctl generate` |
 //! | `pam_harness` | the pamtester and sshd runners, with Linux-PAM's own modules |
@@ -37,6 +38,7 @@ mod clock;
 mod common;
 mod config;
 mod ctl;
+mod directories;
 mod directory_policy;
 mod docs;
 mod failover;

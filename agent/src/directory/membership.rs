@@ -1,0 +1,201 @@
+//! Membership by DN against the directory (RFC 2307bis, `directory.groups.member_dn`): what
+//! [`members::expand`] asks of it, a user's groups found from the user's DN, and the
+//! enumeration of every group.
+//!
+//! A user's groups take one search for the user's DN and one per level of nesting (groups that
+//! list any group of the level before), never a walk over every group's member list.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use futures_util::{StreamExt, TryStreamExt, stream};
+use lanyard_proto::Group;
+use ldap3::{Scope, SearchEntry, ldap_escape};
+use tracing::debug;
+
+use super::ldap::{LdapDirectory, first_mapped};
+use super::members::{self, Member, Resolve};
+use super::{DirectoryError, dn, mapping};
+
+/// Member DNs looked up at once: enough to hide round trips, few enough that one big group
+/// does not crowd out every other request on the pooled connections.
+const CONCURRENT_LOOKUPS: usize = 16;
+/// Group DNs per `(|(member=...)...)` filter when climbing to the groups that contain them.
+const DNS_PER_FILTER: usize = 50;
+/// LDAP result noSuchObject (RFC 4511 A.2): a member DN that names nothing.
+const NO_SUCH_OBJECT: u32 = 32;
+
+impl LdapDirectory {
+    /// Replaces `group.members` with its named members followed by those given by DN, groups
+    /// within it followed to `nesting_depth`.
+    pub(super) async fn add_members_by_dn(
+        &self,
+        group: &mut Group,
+        group_dn: &str,
+        member_dns: Vec<String>,
+        resolver: &impl Resolve,
+    ) -> Result<(), DirectoryError> {
+        if member_dns.is_empty() {
+            return Ok(());
+        }
+        let names = std::mem::take(&mut group.members);
+        let depth = self.groups.nesting_depth;
+        group.members = members::expand(group_dn, member_dns, names, depth, &self.users.name, resolver).await?.names;
+        Ok(())
+    }
+
+    /// The gids of the groups that list `user` by name or by DN, and of the groups containing
+    /// those, `nesting_depth` levels up.
+    pub(super) async fn groups_of_user_by_dn(
+        &self,
+        dn_attribute: &str,
+        user: &str,
+    ) -> Result<Vec<u32>, DirectoryError> {
+        let by_name = format!("({}={})", self.groups.member, ldap_escape(user));
+        let Some(user_dn) = self.user_dn(user).await? else {
+            // No entry of that name: only `memberUid` can still list it.
+            let (_, gids) = self.groups_matching(&format!("(&{}{by_name})", self.groups.filter)).await?;
+            return Ok(sorted(gids));
+        };
+        let by_dn = format!("({dn_attribute}={})", ldap_escape(&user_dn));
+        let (mut level, mut gids) =
+            self.groups_matching(&format!("(&{}(|{by_name}{by_dn}))", self.groups.filter)).await?;
+        let mut visited: HashSet<String> = level.iter().map(|d| dn::key(d)).collect();
+        for _ in 0..self.groups.nesting_depth {
+            let mut next = Vec::new();
+            for chunk in level.chunks(DNS_PER_FILTER) {
+                let any: String = chunk.iter().map(|d| format!("({dn_attribute}={})", ldap_escape(d))).collect();
+                let (dns, found) = self.groups_matching(&format!("(&{}(|{any}))", self.groups.filter)).await?;
+                for (dn, gid) in dns.into_iter().zip(found) {
+                    if visited.insert(dn::key(&dn)) {
+                        next.push(dn);
+                        gids.push(gid);
+                    }
+                }
+            }
+            if next.is_empty() {
+                break;
+            }
+            level = next;
+        }
+        Ok(sorted(gids))
+    }
+
+    /// Every group, members by DN resolved; nested groups are found among the groups fetched,
+    /// other DNs are asked of the directory once each.
+    pub(super) async fn all_groups_by_dn(&self) -> Result<Vec<Result<Group, String>>, DirectoryError> {
+        let attrs = mapping::group_attributes(&self.groups);
+        let map = |e: SearchEntry| {
+            mapping::group(&e.attrs, &self.groups, None).map(|g| (g, mapping::member_dns(&e.attrs, &self.groups), e.dn))
+        };
+        let entries = self.search_each(&self.groups.base, &self.groups.filter, &attrs, true, map).await?;
+        let mut known = HashMap::new();
+        for (group, dns, dn) in entries.iter().flatten() {
+            known.insert(dn::key(dn), Member::Group { dns: dns.clone(), names: group.members.clone() });
+        }
+        let resolver = Remembering { known: Mutex::new(known), directory: DirectoryResolver(self) };
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            out.push(match entry {
+                Ok((mut group, dns, dn)) => {
+                    self.add_members_by_dn(&mut group, &dn, dns, &resolver).await?;
+                    Ok(group)
+                }
+                Err(why) => Err(why),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The DN of the user entry named exactly `user`.
+    async fn user_dn(&self, user: &str) -> Result<Option<String>, DirectoryError> {
+        let filter = super::filter::equality(&self.users.filter, &self.users.name, user);
+        let entries = self.search(&self.users.base, &filter, std::slice::from_ref(&self.users.name), false).await?;
+        let exact = |e: &SearchEntry| {
+            mapping::has_name(&e.attrs, &self.users, user)
+                .then(|| e.dn.clone())
+                .ok_or_else(|| "no value matches the requested name exactly".to_owned())
+        };
+        Ok(first_mapped(entries, exact, "user", user))
+    }
+
+    /// The DNs and gids of the groups matching `filter` (paged); groups without a usable gid
+    /// are left out of both.
+    async fn groups_matching(&self, filter: &str) -> Result<(Vec<String>, Vec<u32>), DirectoryError> {
+        let attrs = std::slice::from_ref(&self.groups.gid_number);
+        let map = |e: SearchEntry| mapping::gid(&e.attrs, &self.groups).map(|gid| (e.dn, gid));
+        let entries = self.search_each(&self.groups.base, filter, attrs, true, map).await?;
+        Ok(entries
+            .into_iter()
+            .filter_map(|e| e.inspect_err(|why| debug!("group skipped: {why}")).ok())
+            .filter(|&(_, gid)| gid != 0)
+            .unzip())
+    }
+
+    /// The entry at `dn` if it matches `filter`; `None` if there is no such entry or it does
+    /// not match.
+    async fn entry_at(&self, dn: &str, filter: &str, attrs: &[String]) -> Result<Option<SearchEntry>, DirectoryError> {
+        self.with_retry("member lookup", |mut ldap| async move {
+            let found = ldap.search(dn, Scope::Base, filter, attrs.to_vec()).await?;
+            match found.1.rc {
+                NO_SUCH_OBJECT => Ok(None),
+                _ => Ok(found.success()?.0.into_iter().next().map(SearchEntry::construct)),
+            }
+        })
+        .await
+    }
+
+    /// What the entry at `dn` is: a user (by the user filter), else a group (by the group
+    /// filter), else neither.
+    async fn member_at(&self, dn: String) -> Result<Member, DirectoryError> {
+        let user_attrs = std::slice::from_ref(&self.users.name);
+        if let Some(entry) = self.entry_at(&dn, &self.users.filter, user_attrs).await? {
+            return Ok(mapping::user_name(&entry.attrs, &self.users).map_or(Member::Neither, Member::User));
+        }
+        let group_attrs = mapping::group_attributes(&self.groups);
+        Ok(match self.entry_at(&dn, &self.groups.filter, &group_attrs).await? {
+            Some(entry) => Member::Group {
+                dns: mapping::member_dns(&entry.attrs, &self.groups),
+                names: mapping::group_member_names(&entry.attrs, &self.groups),
+            },
+            None => Member::Neither,
+        })
+    }
+}
+
+fn sorted(mut gids: Vec<u32>) -> Vec<u32> {
+    gids.sort_unstable();
+    gids.dedup();
+    gids
+}
+
+/// Asks the directory about each DN with a base-scope search, several at a time.
+pub(super) struct DirectoryResolver<'a>(pub &'a LdapDirectory);
+
+impl Resolve for DirectoryResolver<'_> {
+    async fn resolve(&self, dns: Vec<String>) -> Result<Vec<Member>, DirectoryError> {
+        stream::iter(dns).map(|dn| self.0.member_at(dn)).buffered(CONCURRENT_LOOKUPS).try_collect().await
+    }
+}
+
+/// Answers from what is already known (the groups of an enumeration, and every DN asked
+/// before), and asks the directory only about the rest.
+struct Remembering<'a> {
+    known: Mutex<HashMap<String, Member>>,
+    directory: DirectoryResolver<'a>,
+}
+
+impl Resolve for Remembering<'_> {
+    async fn resolve(&self, dns: Vec<String>) -> Result<Vec<Member>, DirectoryError> {
+        let keys: Vec<String> = dns.iter().map(|d| dn::key(d)).collect();
+        let unknown: Vec<String> = {
+            let known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+            dns.iter().zip(&keys).filter(|(_, k)| !known.contains_key(*k)).map(|(d, _)| d.clone()).collect()
+        };
+        let unknown_keys: Vec<String> = unknown.iter().map(|d| dn::key(d)).collect();
+        let answers = if unknown.is_empty() { Vec::new() } else { self.directory.resolve(unknown).await? };
+        let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
+        known.extend(unknown_keys.into_iter().zip(answers));
+        Ok(keys.iter().map(|k| known.get(k).cloned().unwrap_or(Member::Neither)).collect())
+    }
+}

@@ -1,0 +1,239 @@
+//! Issue 9: the same end-to-end checks against every directory layout Lanyard supports, each a
+//! real server set up from scratch: OpenLDAP with RFC 2307 groups (`memberUid`) and with RFC
+//! 2307bis groups (`member` DNs, groups within groups, a cycle).
+//!
+//! One test per server runs every check in turn ([`check_everything`]): users by name and
+//! uid, every group by gid (and by name where `/etc/group` does not have the name), `id` and
+//! initgroups with nested groups, a login and a wrong password, an expired account and one
+//! whose password must change, a password change, and, with the server stopped, an offline
+//! login. What each check expects comes from the fixture's model of that server's data.
+
+use std::collections::BTreeSet;
+
+use lanyard_tests::fixture::{
+    AGED, ALICE, BOB, CHANGER, CHANGER_NEW_PASSWORD, EXPIRED, GroupEntry, JOSE, Schema, User, groups_in,
+    supplementary_groups_in,
+};
+use lanyard_tests::pam::PamCode;
+use lanyard_tests::{Agent, AgentConfig, Caller, Namespace, OfflineConfig, Output, Pam, Slapd};
+
+use crate::common::{assert_pam_error, assert_pam_success, assert_success};
+
+/// The directory's budget per operation: the offline check waits one out when it finds the
+/// server gone.
+const TIMEOUT: &str = "2s";
+const WRONG_PASSWORD: &str = "not-the-Password-9";
+
+/// A directory server holding the shared users, as one target of the checks.
+trait Target {
+    /// For messages: which server and layout.
+    fn name(&self) -> &'static str;
+    /// The agent's config for this server: URIs, TLS, service account, schema.
+    fn agent_config(&self) -> AgentConfig;
+    /// Every group as `getent group` must show it, members flattened.
+    fn groups(&self) -> Vec<GroupEntry>;
+    /// Makes the server unreachable (for the offline login).
+    fn stop(&mut self);
+}
+
+struct OpenLdap {
+    slapd: Slapd,
+    schema: Schema,
+}
+
+impl Target for OpenLdap {
+    fn name(&self) -> &'static str {
+        match self.schema {
+            Schema::Rfc2307 => "OpenLDAP, rfc2307",
+            Schema::Rfc2307bis => "OpenLDAP, rfc2307bis",
+        }
+    }
+
+    fn agent_config(&self) -> AgentConfig {
+        let config = AgentConfig::for_slapd(&self.slapd);
+        match self.schema {
+            Schema::Rfc2307 => config,
+            Schema::Rfc2307bis => config.directory_line("schema = \"rfc2307bis\""),
+        }
+    }
+
+    fn groups(&self) -> Vec<GroupEntry> {
+        groups_in(self.schema)
+    }
+
+    fn stop(&mut self) {
+        self.slapd.stop().expect("stopping slapd");
+    }
+}
+
+#[test]
+fn openldap_with_rfc2307_groups_passes_every_check() {
+    let slapd = Slapd::start().expect("starting slapd");
+    check_everything(&mut OpenLdap { slapd, schema: Schema::Rfc2307 }, Schema::Rfc2307);
+}
+
+#[test]
+fn openldap_with_rfc2307bis_nested_groups_passes_every_check() {
+    let slapd = Slapd::start_rfc2307bis().expect("starting slapd");
+    check_everything(&mut OpenLdap { slapd, schema: Schema::Rfc2307bis }, Schema::Rfc2307bis);
+}
+
+/// The agent and the modules against `target`, whose supplementary groups follow `schema`'s
+/// model; see the module's doc for the list.
+fn check_everything(target: &mut dyn Target, schema: Schema) {
+    let config = target.agent_config().timeout(TIMEOUT).offline(OfflineConfig::default().probe_interval("1s"));
+    let agent = Agent::start(&config).unwrap_or_else(|e| panic!("{}: starting lanyardd: {e:#}", target.name()));
+    let ns = Namespace::for_agent(&agent).expect("preparing the namespace");
+    let pam = Pam::for_agent(&agent).expect("preparing the PAM stack");
+    let checks = Checks { target: target.name(), agent: &agent, ns: &ns, pam: &pam };
+
+    for user in [ALICE, BOB, JOSE] {
+        checks.user(&user);
+    }
+    let groups = target.groups();
+    for group in &groups {
+        checks.group(group);
+    }
+    checks.group_listing(&groups);
+    checks.memberships(&ALICE, &supplementary_groups_in(schema, ALICE.name));
+    checks.logins_and_accounts();
+
+    // Offline: alice logged in above, so her verifier is cached.
+    target.stop();
+    assert_pam_success(&pam.authenticate(ALICE.name, ALICE.password).unwrap(), &agent);
+    assert_pam_error(&pam.authenticate(ALICE.name, WRONG_PASSWORD).unwrap(), PamCode::AuthErr, &agent);
+    assert!(agent.log().contains("now offline"), "{}: the agent never went offline:\n{}", target.name(), agent.log());
+}
+
+struct Checks<'a> {
+    target: &'static str,
+    agent: &'a Agent,
+    ns: &'a Namespace,
+    pam: &'a Pam,
+}
+
+impl Checks<'_> {
+    fn user(&self, user: &User) {
+        let line = format!("{}:x:{}:{}:{}:{}:{}\n", user.name, user.uid, user.gid, user.gecos, user.home, user.shell);
+        for key in [user.name.to_owned(), user.uid.to_string()] {
+            let out = self.ns.getent("passwd", &[&key]).unwrap();
+            assert_success(&out, self.agent);
+            assert_eq!(out.stdout(), line, "{}: getent passwd {key}", self.target);
+        }
+    }
+
+    fn group(&self, group: &GroupEntry) {
+        let expected = (group.name.clone(), group.gid, group.members.iter().cloned().collect::<BTreeSet<_>>());
+        let mut keys = vec![group.gid.to_string()];
+        // Debian's /etc/group has its own `staff`, which `files` answers first by name.
+        if group.name != "staff" {
+            keys.push(group.name.clone());
+        }
+        for key in keys {
+            let out = self.ns.getent("group", &[&key]).unwrap();
+            assert_success(&out, self.agent);
+            assert_eq!(group_fields(&out), expected, "{}: getent group {key}", self.target);
+        }
+    }
+
+    /// `getent group`: the directory's groups are every expected group, members flattened.
+    fn group_listing(&self, groups: &[GroupEntry]) {
+        let out = self.ns.getent("group", &[] as &[&str]).unwrap();
+        assert_success(&out, self.agent);
+        let expected: BTreeSet<_> =
+            groups.iter().map(|g| (g.name.clone(), g.gid, g.members.iter().cloned().collect())).collect();
+        let listed: BTreeSet<_> = out
+            .lines()
+            .iter()
+            .map(|line| line_fields(line))
+            .filter(|(_, gid, _)| groups.iter().any(|g| g.gid == *gid))
+            .collect();
+        assert_eq!(listed, expected, "{}: getent group", self.target);
+    }
+
+    /// `id` and `getent initgroups`: the primary group and every supplementary one, nested
+    /// ones included.
+    fn memberships(&self, user: &User, supplementary: &[(String, u32)]) {
+        let id = self.ns.run(&["id", user.name]).unwrap();
+        assert_success(&id, self.agent);
+        let mut groups: BTreeSet<String> = supplementary.iter().map(|(name, gid)| format!("{gid}({name})")).collect();
+        groups.insert(format!("{}(staff)", user.gid));
+        let text = id.stdout();
+        let (head, listed) = text.trim_end().split_once(" groups=").unwrap_or_else(|| panic!("not id output: {id}"));
+        assert_eq!(head, format!("uid={}({}) gid={}(staff)", user.uid, user.name, user.gid), "{}", self.target);
+        assert_eq!(listed.split(',').map(str::to_owned).collect::<BTreeSet<_>>(), groups, "{}: {id}", self.target);
+
+        let initgroups = self.ns.getent("initgroups", &[user.name]).unwrap();
+        assert_success(&initgroups, self.agent);
+        let gids: BTreeSet<String> = initgroups.stdout().split_whitespace().skip(1).map(str::to_owned).collect();
+        let expected: BTreeSet<String> = supplementary.iter().map(|(_, gid)| gid.to_string()).collect();
+        assert_eq!(gids, expected, "{}: {initgroups}", self.target);
+    }
+
+    fn logins_and_accounts(&self) {
+        let (pam, agent) = (self.pam, self.agent);
+        assert_pam_success(&pam.authenticate(ALICE.name, ALICE.password).unwrap(), agent);
+        assert_pam_error(&pam.authenticate(ALICE.name, WRONG_PASSWORD).unwrap(), PamCode::AuthErr, agent);
+        assert_pam_error(&pam.acct_mgmt(EXPIRED.name).unwrap(), PamCode::AcctExpired, agent);
+        assert_pam_error(&pam.acct_mgmt(AGED.name).unwrap(), PamCode::NewAuthtokReqd, agent);
+        assert_pam_success(&pam.acct_mgmt(ALICE.name).unwrap(), agent);
+
+        let out = pam.chauthtok(Caller::user(&CHANGER), CHANGER.name, CHANGER.password, CHANGER_NEW_PASSWORD).unwrap();
+        assert_pam_success(&out, agent);
+        assert_pam_success(&pam.authenticate(CHANGER.name, CHANGER_NEW_PASSWORD).unwrap(), agent);
+        assert_pam_error(&pam.authenticate(CHANGER.name, CHANGER.password).unwrap(), PamCode::AuthErr, agent);
+    }
+}
+
+/// A one-line `getent group` answer as (name, gid, members).
+fn group_fields(out: &Output) -> (String, u32, BTreeSet<String>) {
+    let lines = out.lines();
+    assert_eq!(lines.len(), 1, "{out}");
+    line_fields(&lines[0])
+}
+
+/// One `/etc/group`-format line as (name, gid, members).
+fn line_fields(line: &str) -> (String, u32, BTreeSet<String>) {
+    let fields: Vec<&str> = line.split(':').collect();
+    assert_eq!(fields.len(), 4, "not a group line: {line}");
+    let members = fields[3].split(',').filter(|m| !m.is_empty()).map(str::to_owned).collect();
+    (fields[0].to_owned(), fields[2].parse().expect("gid"), members)
+}
+
+/// `nesting_depth` bounds how far groups within groups count, for a group's members and for a
+/// user's groups alike; a user's groups take one search for the user's DN and one per level,
+/// never a listing of every group.
+#[test]
+fn nesting_depth_bounds_groups_within_groups_and_a_users_groups_take_a_search_per_level() {
+    let slapd = Slapd::start_rfc2307bis().expect("starting slapd");
+    let config = AgentConfig::for_slapd(&slapd)
+        .directory_line("schema = \"rfc2307bis\"")
+        .section("[directory.groups]\nnesting_depth = 1");
+    let agent = Agent::start(&config).expect("starting lanyardd");
+    let ns = Namespace::for_agent(&agent).expect("preparing the namespace");
+
+    let mark = slapd.log_mark();
+    let initgroups = ns.getent("initgroups", &["alice"]).unwrap();
+    assert_success(&initgroups, &agent);
+    let gids: BTreeSet<String> = initgroups.stdout().split_whitespace().skip(1).map(str::to_owned).collect();
+    // Her own groups, and one level up: eng (holds developers) and loop-b (holds loop-a); not
+    // everyone, which holds eng.
+    let expected = ["10010", "10011", "10012", "10100", "10022", "10020", "10023"];
+    assert_eq!(gids, expected.iter().map(|g| g.to_string()).collect(), "{initgroups}");
+    let filters = Slapd::search_filters(&slapd.log_since(mark));
+    assert_eq!(filters.len(), 3, "her DN, her groups, one level up: {filters:#?}");
+    assert!(filters[1].contains("(member=uid=alice,ou=people,dc=example,dc=org)"), "{filters:#?}");
+    assert!(filters[2].contains("(member=cn=loop-a,ou=groups,dc=example,dc=org)"), "{filters:#?}");
+
+    let eng = ns.getent("group", &["eng"]).unwrap();
+    assert_success(&eng, &agent);
+    assert_eq!(group_fields(&eng).2, BTreeSet::from(["alice".to_owned(), "bob".to_owned()]), "{eng}");
+    let everyone = ns.getent("group", &["everyone"]).unwrap();
+    assert_success(&everyone, &agent);
+    assert_eq!(group_fields(&everyone), ("everyone".to_owned(), 10021, BTreeSet::new()), "{everyone}");
+    assert!(
+        agent.log().contains("nested more than 1 deep"),
+        "the agent did not say what it left out:\n{}",
+        agent.log()
+    );
+}
