@@ -1,14 +1,19 @@
 //! Issue 7, item 6: faults. slapd killed with SIGKILL and restarted during a burst of lookups
 //! and logins; the agent killed with SIGKILL while the modules wait on it; the cache on a full
-//! tmpfs; slapd answering errors (a size limit).
+//! tmpfs; slapd answering errors (a size limit, unavailable, busy).
 //!
 //! Nothing here measures latency. Every command runs under a hang guard (the harness's, or a
 //! per-command `timeout` inside the bursts); waits for the agent to come back are polls bounded
 //! in tries and time.
 
 use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lanyard_proto::{Client, Deadlines, Request, Response};
@@ -19,7 +24,10 @@ use lanyard_tests::{
     Agent, AgentConfig, HANG_GUARD, Launch, Namespace, OfflineConfig, Output, Pam, Slapd, TempDir, poll_until,
 };
 
-use crate::common::{GETENT_NOT_FOUND, Thaw, assert_not_found, assert_pam_success, assert_success};
+use crate::common::{
+    GETENT_NOT_FOUND, NSS_STATUS_UNAVAIL, Thaw, assert_not_found, assert_nss_status, assert_pam_success,
+    assert_success, getpwnam_status,
+};
 
 /// `userNNNN`'s passwd line in the fixture.
 fn bulk_line(n: u32) -> String {
@@ -174,7 +182,7 @@ const _: () = assert!(KILLED_AGENT_GUARD.as_secs() < 7);
 
 /// Connections waiting in the accept queue of the listening unix socket at `path` (`ss`'s
 /// Recv-Q for a listener), or `None` if `ss` does not list it.
-fn accept_queue(path: &std::path::Path) -> anyhow::Result<Option<u32>> {
+fn accept_queue(path: &Path) -> anyhow::Result<Option<u32>> {
     let out = run_bounded(Command::new("ss").args(["-xlnH"]), "ss -xlnH", HANG_GUARD)?;
     let path = path.to_string_lossy();
     Ok(out
@@ -366,4 +374,159 @@ fn a_directory_answering_unavailable_is_unavailable_never_not_found() {
     let ns = Namespace::for_agent(&agent).expect("preparing the namespace");
     let out = ns.getent("passwd", &["alice"]).unwrap();
     assert!(out.stdout().is_empty(), "a partial or wrong answer: {out}");
+}
+
+/// A [`SockResponder`] polls for connections at most this many times, [`SOCK_POLL`] apart
+/// when none waits (two minutes of idling), and answers at most [`SOCK_MAX_REQUESTS`].
+/// Bounds, not measurements: the test needs a few requests answered within a second or two.
+const SOCK_POLLS: u32 = 12_000;
+const SOCK_POLL: Duration = Duration::from_millis(10);
+const SOCK_MAX_REQUESTS: usize = 64;
+/// How long one request may take to arrive, or its answer to leave.
+const SOCK_IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// A request is a dozen short lines (slapd-sock(5)); anything bigger is cut here.
+const SOCK_MAX_REQUEST: u64 = 64 * 1024;
+
+/// The program behind slapd's back-sock database (slapd-sock(5)): slapd connects to its Unix
+/// socket once per operation, writes the request as `NAME: value` lines ended by a blank line
+/// (`SEARCH`, `msgid:`, `suffix:`, `base:`, ..., `filter:`, `attrs:`), and reads the answer
+/// (entries, then `RESULT` with `code:` and `info:` lines) until a blank line or the program
+/// closes the connection. `UNBIND` (any client connection closing, on every sock database)
+/// expects no answer. This one answers every other request with `answer` and keeps each
+/// request's text. Its thread ends when it is dropped, or after [`SOCK_POLLS`] polls or
+/// [`SOCK_MAX_REQUESTS`] requests, whichever comes first.
+struct SockResponder {
+    requests: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SockResponder {
+    /// Listens on `path` (slapd runs as root in these tests, so it can connect whatever the
+    /// directory's mode).
+    fn start(path: &Path, answer: &str) -> std::io::Result<SockResponder> {
+        let listener = UnixListener::bind(path)?;
+        listener.set_nonblocking(true)?;
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (seen, stopped, answer) = (requests.clone(), stop.clone(), answer.to_owned());
+        let thread = std::thread::spawn(move || {
+            for _ in 0..SOCK_POLLS {
+                // A poisoned lock (the test panicked holding it) ends the thread too.
+                if stopped.load(Ordering::Relaxed) || seen.lock().map_or(true, |s| s.len() >= SOCK_MAX_REQUESTS) {
+                    return;
+                }
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let request = SockResponder::serve(&stream, &answer);
+                        if let Ok(mut seen) = seen.lock() {
+                            seen.push(request);
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => std::thread::sleep(SOCK_POLL),
+                    Err(_) => return,
+                }
+            }
+        });
+        Ok(SockResponder { requests, stop, thread: Some(thread) })
+    }
+
+    /// Reads one request up to its blank line, answers unless it is `UNBIND`, and closes the
+    /// connection (on drop). What it read, and any failure after it.
+    fn serve(stream: &UnixStream, answer: &str) -> String {
+        let mut request = String::new();
+        if let Err(e) = SockResponder::read_and_answer(stream, answer, &mut request) {
+            request.push_str(&format!("(failed: {e})\n"));
+        }
+        request
+    }
+
+    fn read_and_answer(stream: &UnixStream, answer: &str, request: &mut String) -> std::io::Result<()> {
+        stream.set_nonblocking(false)?;
+        stream.set_read_timeout(Some(SOCK_IO_TIMEOUT))?;
+        stream.set_write_timeout(Some(SOCK_IO_TIMEOUT))?;
+        let mut reader = BufReader::new(stream.take(SOCK_MAX_REQUEST));
+        // Every turn consumes input, which is capped: this ends.
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line)? == 0 || line == "\n" {
+                break;
+            }
+            request.push_str(&line);
+        }
+        if request.starts_with("UNBIND\n") {
+            return Ok(());
+        }
+        (&*stream).write_all(answer.as_bytes())
+    }
+
+    /// The requests seen so far, in order, but for `UNBIND`s.
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().iter().filter(|r| !r.starts_with("UNBIND\n")).cloned().collect()
+    }
+}
+
+impl Drop for SockResponder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// What back-sock makes slapd answer: busy (LDAP result 51). No `info:` line: the sock
+/// database sits under glue (`subordinate`), and glue sends the result again itself with the
+/// text still pointing into back-sock's freed read buffer, so a text would arrive or not by
+/// chance (slapd 2.5.13). Without one the text is empty every time.
+const BUSY_ANSWER: &str = "RESULT\ncode: 51\n\n";
+const BUSY_SUFFIX: &str = "ou=busy,dc=example,dc=org";
+
+/// slapd answering "busy" (LDAP result 51): the users live in a back-sock database whose
+/// program (the test's [`SockResponder`]) answers every request with busy. The agent tries
+/// once more (RFC 4511 A.2: another connection may be served), then says "unavailable", never
+/// "not found": busy is the server's state, not an answer about the user.
+#[test]
+fn a_directory_answering_busy_is_tried_once_more_then_unavailable_never_not_found() {
+    let scratch = TempDir::new("busy").unwrap();
+    let socket = scratch.join("sock");
+    let responder = SockResponder::start(&socket, BUSY_ANSWER).expect("listening for slapd's back-sock");
+    let socketpath = format!("socketpath \"{}\"", socket.display());
+    let suffix = format!("suffix \"{BUSY_SUFFIX}\"");
+    // `subordinate` for slapadd: without `-b` it loads the fixture into the first database that
+    // is not a glue subordinate, and the sock database comes first. users.base is its suffix, so
+    // glue hands the user searches to it alone (the fixture's database never answers them).
+    let slapd =
+        Slapd::start_with_global_lines(&["moduleload back_sock", "database sock", &suffix, "subordinate", &socketpath])
+            .expect("starting slapd");
+    let config = AgentConfig::for_slapd(&slapd).section(&format!("[directory.users]\nbase = \"{BUSY_SUFFIX}\""));
+    let agent = Agent::start(&config).expect("starting lanyardd");
+
+    let mark = slapd.log_mark();
+    let agent_mark = agent.log_mark();
+    let answer = Client::call(&agent.socket(), &Request::UserByName("alice".into()), Deadlines::default()).unwrap();
+    assert!(matches!(answer, Response::Unavailable(_)), "{answer:?}\n--- lanyardd log ---\n{}", agent.log());
+    let log = agent.log_since(agent_mark);
+    assert!(log.contains("search: busy (51); trying again"), "the agent did not say why:\n{log}");
+    // Tried twice, through slapd to the responder: the first answer and the retry, no more.
+    let since = slapd.log_since(mark);
+    let searches = Slapd::search_filters(&since).iter().filter(|f| f.contains("alice")).count();
+    assert_eq!(searches, 2, "{since}");
+    assert_eq!(
+        since.lines().filter(|l| l.contains(" err=51 ")).count(),
+        2,
+        "slapd did not answer busy twice:\n{since}"
+    );
+    let requests = responder.requests();
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    for request in &requests {
+        assert!(request.starts_with("SEARCH\n"), "{request}");
+        assert!(request.contains(&format!("\nbase: {BUSY_SUFFIX}\n")), "{request}");
+        assert!(request.lines().any(|l| l.starts_with("filter: ") && l.contains("alice")), "{request}");
+    }
+
+    let ns = Namespace::for_agent(&agent).expect("preparing the namespace");
+    let out = ns.getent("passwd", &["alice"]).unwrap();
+    assert!(out.stdout().is_empty(), "a partial or wrong answer: {out}");
+    assert_nss_status(&getpwnam_status(&ns, "alice"), NSS_STATUS_UNAVAIL, &agent);
 }
