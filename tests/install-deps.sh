@@ -7,9 +7,17 @@ set -euo pipefail
 # gdb: the secrets tests take a core dump of the running agent with gcore.
 # man-db, groff-base: the docs tests render every man page with `man -l` and `groff -ww`.
 # g++: libFuzzer (the fuzz smoke, tests/fuzz.sh) is C++, built by the libfuzzer-sys crate.
+# 389-ds-base, libnss3-tools: the 389 Directory Server harness (tests/src/ds389.rs) creates a
+# throwaway instance in a private mount namespace; its TLS tools (dsctl tls) need certutil.
+# samba, samba-ad-dc, samba-ad-provision, winbind, krb5-user, ldb-tools, iproute2: the Samba AD
+# DC harness (tests/src/samba_ad/) provisions a throwaway domain in private mount and network
+# namespaces (`ip` brings their lo up) and loads it with ldb-tools' ldbmodify before the first
+# start. --no-install-recommends keeps krb5-config out (it would write /etc/krb5.conf);
+# samba-ad-provision is only a Recommends of samba, so it is named here.
 packages=(slapd ldap-utils libpam0g-dev libclang-dev pamtester util-linux ca-certificates
   openssh-server openssh-client sshpass libfaketime
-  python3-prometheus-client man-db groff-base file gdb g++)
+  python3-prometheus-client man-db groff-base file gdb g++ 389-ds-base libnss3-tools
+  samba samba-ad-dc samba-ad-provision winbind krb5-user ldb-tools iproute2)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

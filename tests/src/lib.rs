@@ -27,6 +27,7 @@
 pub mod agent;
 pub mod ca;
 pub mod debroot;
+pub mod ds389;
 pub mod fixture;
 pub mod namespace;
 pub mod pam;

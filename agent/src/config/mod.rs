@@ -115,6 +115,10 @@ pub struct UserMap {
     pub gecos: String,
     pub home: String,
     pub shell: String,
+    /// A second attribute a login name may match (`userPrincipalName`): `alice@example.org`
+    /// finds alice, who is then known by her `name`.
+    pub login_alias: Option<String>,
+    pub id_mapping: Option<IdMapping>,
 }
 
 /// Where groups are found and which attribute carries each `group` field.
@@ -132,6 +136,7 @@ pub struct GroupMap {
     /// How many levels of groups within groups are followed through `member_dn`; 0: only a
     /// group's own members.
     pub nesting_depth: u32,
+    pub id_mapping: Option<IdMapping>,
 }
 
 /// Which directory layout `directory.schema` names: it decides the defaults of the maps.
@@ -141,7 +146,29 @@ pub enum Schema {
     Rfc2307,
     /// posixAccount, posixGroup (auxiliary) with `member` DNs, groups within groups.
     Rfc2307bis,
+    /// Active Directory: `sAMAccountName`, RFC 2307 attributes or ids mapped from `objectSid`,
+    /// groups by `member` DNs and `tokenGroups`, account state from `userAccountControl`.
+    Ad,
 }
+
+/// uids and gids derived from `objectSid` for a domain without RFC 2307 attributes: the same
+/// on every host, since they depend on nothing but the directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdMapping {
+    /// uid = offset + the RID of the user's SID; gid = offset + the group's RID (the primary
+    /// group's from `primaryGroupID`).
+    pub offset: u32,
+    /// `{user}` is replaced by the login name; used when the entry has no home attribute.
+    pub home: String,
+    /// Used when the entry has no shell attribute.
+    pub shell: String,
+}
+
+/// `directory.id_mapping.offset` when the file does not set it (SSSD's default range also
+/// starts at 200000): above the ids a host gives its local users.
+pub const DEFAULT_ID_OFFSET: u32 = 200_000;
+/// RIDs are 30 bits (MS-SAMR 3.1.1.1.7, `rIDAvailablePool`): the offset must leave room.
+pub const MAX_RID: u32 = (1 << 30) - 1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CacheConfig {
@@ -334,9 +361,7 @@ fn directory_config(
     let schema = match raw.schema.as_deref() {
         None | Some("rfc2307") => Schema::Rfc2307,
         Some("rfc2307bis") => Schema::Rfc2307bis,
-        Some("ad") => {
-            return Err(error("directory.schema", "\"ad\" is not supported by this version yet".into()));
-        }
+        Some("ad") => Schema::Ad,
         Some(other) => {
             let message = format!("unknown schema \"{other}\"; expected \"rfc2307\", \"rfc2307bis\" or \"ad\"");
             return Err(error("directory.schema", message));
@@ -371,9 +396,10 @@ fn directory_config(
     if !(1..=100_000).contains(&page_size) {
         return Err(error("directory.page_size", format!("{page_size} is outside 1..=100000")));
     }
+    let id_mapping = raw.id_mapping.as_ref().map(|raw| id_mapping(raw, error)).transpose()?;
     Ok(DirectoryConfig {
-        users: user_map(&raw.users, &base, error)?,
-        groups: group_map(&raw.groups, &base, schema, error)?,
+        users: user_map(&raw.users, &base, schema, id_mapping.clone(), error)?,
+        groups: group_map(&raw.groups, &base, schema, id_mapping, error)?,
         schema,
         servers,
         base,
@@ -459,20 +485,47 @@ fn read_bind_password(path: &Path) -> Result<Secret, String> {
     Ok(password)
 }
 
-fn user_map(raw: &RawUserMap, base: &str, error: &ErrorFn) -> Result<UserMap, ConfigError> {
+fn id_mapping(raw: &raw::RawIdMapping, error: &ErrorFn) -> Result<IdMapping, ConfigError> {
+    let offset = raw.offset.unwrap_or(DEFAULT_ID_OFFSET);
+    if !(1000..=u32::MAX - MAX_RID - 1).contains(&offset) {
+        let message = format!("{offset} is outside 1000..={} (RIDs reach {MAX_RID})", u32::MAX - MAX_RID - 1);
+        return Err(error("directory.id_mapping.offset", message));
+    }
+    let home = raw.home.clone().unwrap_or_else(|| "/home/{user}".into());
+    if !home.starts_with('/') || home.contains(['\0', '\n']) {
+        return Err(error("directory.id_mapping.home", format!("{home:?} is not an absolute path")));
+    }
+    let shell = raw.shell.clone().unwrap_or_else(|| "/bin/sh".into());
+    if !shell.starts_with('/') || shell.contains(['\0', '\n']) {
+        return Err(error("directory.id_mapping.shell", format!("{shell:?} is not an absolute path")));
+    }
+    Ok(IdMapping { offset, home, shell })
+}
+
+fn user_map(
+    raw: &RawUserMap,
+    base: &str,
+    schema: Schema,
+    id_mapping: Option<IdMapping>,
+    error: &ErrorFn,
+) -> Result<UserMap, ConfigError> {
     let attr = |key: &str, value: &Option<String>, default: &str| {
         attribute(&format!("directory.users.{key}"), value, default, error)
     };
+    let ad = schema == Schema::Ad;
+    // Computers are users in AD; `objectCategory=person` leaves them (and contacts) out.
+    let default_filter = if ad { "(&(objectClass=user)(objectCategory=person))" } else { "(objectClass=posixAccount)" };
     Ok(UserMap {
         base: search_base(raw.base.as_ref(), base).map_err(|m| error("directory.users.base", m))?,
-        filter: search_filter(raw.filter.as_ref(), "(objectClass=posixAccount)")
-            .map_err(|m| error("directory.users.filter", m))?,
-        name: attr("name", &raw.name, "uid")?,
+        filter: search_filter(raw.filter.as_ref(), default_filter).map_err(|m| error("directory.users.filter", m))?,
+        name: attr("name", &raw.name, if ad { "sAMAccountName" } else { "uid" })?,
         uid_number: attr("uid_number", &raw.uid_number, "uidNumber")?,
         gid_number: attr("gid_number", &raw.gid_number, "gidNumber")?,
         gecos: attr("gecos", &raw.gecos, "gecos")?,
-        home: attr("home", &raw.home, "homeDirectory")?,
+        home: attr("home", &raw.home, if ad { "unixHomeDirectory" } else { "homeDirectory" })?,
         shell: attr("shell", &raw.shell, "loginShell")?,
+        login_alias: raw.login_alias.as_ref().map(|a| attr("login_alias", &Some(a.clone()), "")).transpose()?,
+        id_mapping,
     })
 }
 
@@ -482,7 +535,13 @@ fn user_map(raw: &RawUserMap, base: &str, error: &ErrorFn) -> Result<UserMap, Co
 pub const DEFAULT_NESTING_DEPTH: u32 = 4;
 const MAX_NESTING_DEPTH: u32 = 16;
 
-fn group_map(raw: &RawGroupMap, base: &str, schema: Schema, error: &ErrorFn) -> Result<GroupMap, ConfigError> {
+fn group_map(
+    raw: &RawGroupMap,
+    base: &str,
+    schema: Schema,
+    id_mapping: Option<IdMapping>,
+    error: &ErrorFn,
+) -> Result<GroupMap, ConfigError> {
     let attr = |key: &str, value: &Option<String>, default: &str| {
         attribute(&format!("directory.groups.{key}"), value, default, error)
     };
@@ -495,13 +554,15 @@ fn group_map(raw: &RawGroupMap, base: &str, schema: Schema, error: &ErrorFn) -> 
         let message = format!("{nesting_depth} is more than {MAX_NESTING_DEPTH}");
         return Err(error("directory.groups.nesting_depth", message));
     }
+    let ad = schema == Schema::Ad;
+    let default_filter = if ad { "(objectClass=group)" } else { "(objectClass=posixGroup)" };
     Ok(GroupMap {
         member_dn,
         nesting_depth,
+        id_mapping,
         base: search_base(raw.base.as_ref(), base).map_err(|m| error("directory.groups.base", m))?,
-        filter: search_filter(raw.filter.as_ref(), "(objectClass=posixGroup)")
-            .map_err(|m| error("directory.groups.filter", m))?,
-        name: attr("name", &raw.name, "cn")?,
+        filter: search_filter(raw.filter.as_ref(), default_filter).map_err(|m| error("directory.groups.filter", m))?,
+        name: attr("name", &raw.name, if ad { "sAMAccountName" } else { "cn" })?,
         gid_number: attr("gid_number", &raw.gid_number, "gidNumber")?,
         member: attr("member", &raw.member, "memberUid")?,
     })

@@ -45,6 +45,16 @@ pub struct RawDirectory {
     pub users: RawUserMap,
     #[serde(default)]
     pub groups: RawGroupMap,
+    /// Present: uids and gids derived from `objectSid` (AD without RFC 2307 attributes).
+    pub id_mapping: Option<RawIdMapping>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdMapping {
+    pub offset: Option<u32>,
+    pub home: Option<String>,
+    pub shell: Option<String>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -68,6 +78,8 @@ pub struct RawUserMap {
     pub gecos: Option<String>,
     pub home: Option<String>,
     pub shell: Option<String>,
+    /// A second attribute a login name may match (AD: `userPrincipalName`).
+    pub login_alias: Option<String>,
 }
 
 /// Where groups live and which attributes carry each `group` field (RFC 2307 by default).

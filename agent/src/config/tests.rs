@@ -189,9 +189,40 @@ fn a_broken_filter_is_refused_at_start() {
 }
 
 #[test]
-fn schemas_not_built_yet_are_refused_plainly() {
-    let message = error_of(&format!("{MINIMAL}schema = \"ad\"\n"));
-    assert!(message.contains("directory.schema") && message.contains("not supported"), "{message}");
+fn ad_names_users_and_groups_by_samaccountname_and_reads_member_dns() {
+    let config = parse(&format!("{MINIMAL}schema = \"ad\"\n")).unwrap();
+    let (users, groups) = (&config.directory.users, &config.directory.groups);
+    assert_eq!(config.directory.schema, Schema::Ad);
+    assert_eq!(
+        (users.filter.as_str(), users.name.as_str(), users.home.as_str()),
+        ("(&(objectClass=user)(objectCategory=person))", "sAMAccountName", "unixHomeDirectory")
+    );
+    assert_eq!((users.login_alias.as_deref(), users.id_mapping.as_ref()), (None, None));
+    assert_eq!(
+        (groups.filter.as_str(), groups.name.as_str(), groups.member_dn.as_deref()),
+        ("(objectClass=group)", "sAMAccountName", Some("member"))
+    );
+}
+
+#[test]
+fn id_mapping_has_documented_defaults_and_a_bounded_offset() {
+    let config = parse(&format!(
+        "{MINIMAL}schema = \"ad\"\n[directory.users]\nlogin_alias = \"userPrincipalName\"\n[directory.id_mapping]\n"
+    ))
+    .unwrap();
+    let expected = IdMapping { offset: DEFAULT_ID_OFFSET, home: "/home/{user}".into(), shell: "/bin/sh".into() };
+    assert_eq!(config.directory.users.id_mapping.as_ref(), Some(&expected));
+    assert_eq!(config.directory.groups.id_mapping.as_ref(), Some(&expected));
+    assert_eq!(config.directory.users.login_alias.as_deref(), Some("userPrincipalName"));
+    for (line, key) in [
+        ("offset = 999", "directory.id_mapping.offset"),
+        ("offset = 4294967000", "directory.id_mapping.offset"),
+        ("home = \"home/{user}\"", "directory.id_mapping.home"),
+        ("shell = \"sh\"", "directory.id_mapping.shell"),
+    ] {
+        let message = error_of(&format!("{MINIMAL}schema = \"ad\"\n[directory.id_mapping]\n{line}\n"));
+        assert!(message.contains(key), "{line}: {message}");
+    }
 }
 
 #[test]

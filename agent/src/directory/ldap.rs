@@ -16,11 +16,12 @@ use ldap3::{Ldap, LdapError, Scope, SearchEntry};
 use tokio::time::Instant;
 use tracing::{debug, warn};
 
+use super::facts::FactsCache;
 use super::membership::DirectoryResolver;
 use super::pool::{Identity, Pool, ldap3_result_text};
 use super::servers::ServerOrder;
-use super::{AccountState, Directory, DirectoryError, PasswordChange, PasswordCheck, filter, mapping, tls};
-use crate::config::{DirectoryConfig, GroupMap, UserMap};
+use super::{AccountState, Directory, DirectoryError, PasswordChange, PasswordCheck, ad, filter, mapping, tls};
+use crate::config::{DirectoryConfig, GroupMap, Schema, UserMap};
 use crate::metrics::Metrics;
 
 /// LDAP result codes after which the operation is tried once more (RFC 4511 A.2).
@@ -49,6 +50,9 @@ pub struct LdapDirectory {
     /// Binds as end users (logins, password changes), one user at a time per connection.
     /// Shared with the tasks that replace a connection retired after a bind.
     pub(super) binder: Arc<Pool>,
+    pub(super) schema: Schema,
+    /// Read from the server when first needed (see `facts`).
+    pub(super) facts: FactsCache,
     pub(super) users: UserMap,
     pub(super) groups: GroupMap,
     pub(super) timeout: Duration,
@@ -73,6 +77,8 @@ impl LdapDirectory {
             binder: Arc::new(Pool::new(config, tls, order.clone(), Identity::BindsPerUse, metrics.clone())),
             servers: config.servers.clone(),
             order,
+            schema: config.schema,
+            facts: FactsCache::default(),
             users: config.users.clone(),
             groups: config.groups.clone(),
             timeout: config.timeout,
@@ -223,32 +229,43 @@ impl LdapDirectory {
         result
     }
 
-    async fn one_user(
-        &self,
-        attribute: &str,
-        value: &str,
-        wanted: Option<&str>,
-    ) -> Result<Option<Passwd>, DirectoryError> {
-        let filter = filter::equality(&self.users.filter, attribute, value);
-        let entries = self.search(&self.users.base, &filter, &mapping::user_attributes(&self.users), false).await?;
-        Ok(first_mapped(entries, |e| mapping::user(&e.attrs, &self.users, wanted), "user", value))
+    /// The user entry `filter` finds (`key` for the log).
+    async fn one_user(&self, filter: &str, key: &str, wanted: Option<&str>) -> Result<Option<Passwd>, DirectoryError> {
+        let entries = self.search(&self.users.base, filter, &mapping::user_attributes(&self.users), false).await?;
+        Ok(first_mapped(entries, |e| mapping::user_entry(e, &self.users, wanted), "user", key))
     }
 
-    async fn one_group(
-        &self,
-        attribute: &str,
-        value: &str,
-        wanted: Option<&str>,
-    ) -> Result<Option<Group>, DirectoryError> {
-        let filter = filter::equality(&self.groups.filter, attribute, value);
-        let entries = self.search(&self.groups.base, &filter, &mapping::group_attributes(&self.groups), false).await?;
-        let map = |e: &SearchEntry| {
-            mapping::group(&e.attrs, &self.groups, wanted)
-                .map(|g| (g, e.dn.clone(), mapping::member_dns(&e.attrs, &self.groups)))
-        };
-        let Some((mut group, dn, member_dns)) = first_mapped(entries, map, "group", value) else { return Ok(None) };
+    /// The group entry `filter` finds, its members by DN resolved.
+    async fn one_group(&self, filter: &str, key: &str, wanted: Option<&str>) -> Result<Option<Group>, DirectoryError> {
+        let entries = self.search(&self.groups.base, filter, &mapping::group_attributes(&self.groups), false).await?;
+        let map = |e: &SearchEntry| mapping::group_entry(e, &self.groups, wanted).map(|g| (g, e.dn.clone(), e.clone()));
+        let Some((mut group, dn, entry)) = first_mapped(entries, map, "group", key) else { return Ok(None) };
+        let member_dns = self.member_dns(&entry).await?;
         self.add_members_by_dn(&mut group, &dn, member_dns, &DirectoryResolver(self)).await?;
         Ok(Some(group))
+    }
+
+    /// `(&<users.filter>(<name>=NAME))`, or with `users.login_alias` either attribute.
+    pub(super) fn user_name_filter(&self, name: &str) -> String {
+        match &self.users.login_alias {
+            None => filter::equality(&self.users.filter, &self.users.name, name),
+            Some(alias) => filter::equality_any(&self.users.filter, &[&self.users.name, alias], name),
+        }
+    }
+
+    /// The filter for the entry with this uid or gid: by `attribute`, or with id mapping by the
+    /// SID whose RID the id stands for. `None`: no entry can have it (outside the mapped range).
+    async fn id_filter(&self, object_filter: &str, attribute: &str, id: u32) -> Result<Option<String>, DirectoryError> {
+        let Some(mapping) = &self.users.id_mapping else {
+            return Ok(Some(filter::equality(object_filter, attribute, &id.to_string())));
+        };
+        let Some(rid) = ad::rid_of(mapping.offset, id) else { return Ok(None) };
+        let facts = self.facts().await?;
+        let Some(domain) = facts.domain_sid.as_ref() else {
+            warn!("id mapping: the server gave no domain SID (defaultNamingContext's objectSid)");
+            return Ok(None);
+        };
+        Ok(domain.with_rid(rid).map(|sid| format!("(&{object_filter}{})", sid.filter())))
     }
 }
 
@@ -295,22 +312,32 @@ fn map_all<T>(entries: Vec<Result<T, String>>, name: impl Fn(&T) -> &str, kind: 
 
 impl Directory for LdapDirectory {
     async fn user_by_name(&self, name: &str) -> Result<Option<Passwd>, DirectoryError> {
-        self.one_user(&self.users.name, name, Some(name)).await
+        self.one_user(&self.user_name_filter(name), name, Some(name)).await
     }
 
     async fn user_by_uid(&self, uid: u32) -> Result<Option<Passwd>, DirectoryError> {
-        self.one_user(&self.users.uid_number, &uid.to_string(), None).await
+        let Some(filter) = self.id_filter(&self.users.filter, &self.users.uid_number, uid).await? else {
+            return Ok(None);
+        };
+        self.one_user(&filter, &uid.to_string(), None).await
     }
 
     async fn group_by_name(&self, name: &str) -> Result<Option<Group>, DirectoryError> {
-        self.one_group(&self.groups.name, name, Some(name)).await
+        let filter = filter::equality(&self.groups.filter, &self.groups.name, name);
+        self.one_group(&filter, name, Some(name)).await
     }
 
     async fn group_by_gid(&self, gid: u32) -> Result<Option<Group>, DirectoryError> {
-        self.one_group(&self.groups.gid_number, &gid.to_string(), None).await
+        let Some(filter) = self.id_filter(&self.groups.filter, &self.groups.gid_number, gid).await? else {
+            return Ok(None);
+        };
+        self.one_group(&filter, &gid.to_string(), None).await
     }
 
     async fn groups_of_user(&self, user: &str) -> Result<Vec<u32>, DirectoryError> {
+        if self.schema == Schema::Ad {
+            return self.groups_of_user_by_token(user).await;
+        }
         if let Some(dn_attribute) = &self.groups.member_dn {
             return self.groups_of_user_by_dn(dn_attribute, user).await;
         }
@@ -319,7 +346,7 @@ impl Directory for LdapDirectory {
             self.search(&self.groups.base, &filter, std::slice::from_ref(&self.groups.gid_number), true).await?;
         let mut gids: Vec<u32> = entries
             .iter()
-            .filter_map(|e| mapping::gid(&e.attrs, &self.groups).inspect_err(|why| debug!("group skipped: {why}")).ok())
+            .filter_map(|e| mapping::gid_entry(e, &self.groups).inspect_err(|why| debug!("group skipped: {why}")).ok())
             .filter(|&gid| gid != 0)
             .collect();
         gids.sort_unstable();
@@ -329,7 +356,7 @@ impl Directory for LdapDirectory {
 
     async fn all_users(&self) -> Result<Vec<Passwd>, DirectoryError> {
         let attrs = mapping::user_attributes(&self.users);
-        let map = |e: SearchEntry| mapping::user(&e.attrs, &self.users, None);
+        let map = |e: SearchEntry| mapping::user_entry(&e, &self.users, None);
         let entries = self.search_each(&self.users.base, &self.users.filter, &attrs, true, map).await?;
         Ok(map_all(entries, |p| &p.name, "user"))
     }
@@ -373,7 +400,7 @@ impl Directory for LdapDirectory {
             return Ok(map_all(self.all_groups_by_dn().await?, |g| &g.name, "group"));
         }
         let attrs = mapping::group_attributes(&self.groups);
-        let map = |e: SearchEntry| mapping::group(&e.attrs, &self.groups, None);
+        let map = |e: SearchEntry| mapping::group_entry(&e, &self.groups, None);
         let entries = self.search_each(&self.groups.base, &self.groups.filter, &attrs, true, map).await?;
         Ok(map_all(entries, |g| &g.name, "group"))
     }

@@ -9,12 +9,18 @@ use std::future::Future;
 
 use lanyard_proto::{Passwd, Secret};
 use ldap3::exop::PasswordModify;
-use ldap3::{Ldap, LdapError, SearchEntry};
+use std::collections::HashSet;
+
+use ldap3::{Ldap, LdapError, Mod, SearchEntry};
 use tracing::warn;
 
+use super::ad;
+use super::ad_search::{self, AdAccount};
+use super::facts::PasswordProtocol;
 use super::ldap::{AfterUse, LdapDirectory, first_mapped};
 use super::pool::{bind_result, ldap3_result_text};
-use super::{AccountState, DirectoryError, PasswordChange, PasswordCheck, filter, mapping};
+use super::{AccountState, DirectoryError, PasswordChange, PasswordCheck, mapping};
+use crate::config::Schema;
 use crate::metrics::{BindKind, BindResult};
 
 /// Read for the account phase beside the `passwd` attributes.
@@ -35,13 +41,15 @@ enum OnLostConnection {
 impl LdapDirectory {
     /// The user's entry with the attributes logins need, found as the service account.
     async fn login_entry(&self, user: &str) -> Result<Option<(SearchEntry, Passwd)>, DirectoryError> {
-        let filter = filter::equality(&self.users.filter, &self.users.name, user);
+        let filter = self.user_name_filter(user);
         let mut attrs = mapping::user_attributes(&self.users);
-        attrs.extend(ACCOUNT_ATTRIBUTES.iter().map(|a| (*a).to_owned()));
+        let extra: &[&str] =
+            if self.schema == Schema::Ad { &ad_search::ACCOUNT_ATTRIBUTES } else { &ACCOUNT_ATTRIBUTES };
+        attrs.extend(extra.iter().map(|a| (*a).to_owned()));
         let entries = self.search(&self.users.base, &filter, &attrs, false).await?;
         Ok(first_mapped(
             entries,
-            |e| mapping::user(&e.attrs, &self.users, Some(user)).map(|p| (e.clone(), p)),
+            |e| mapping::user_entry(e, &self.users, Some(user)).map(|p| (e.clone(), p)),
             "user",
             user,
         ))
@@ -124,6 +132,10 @@ impl LdapDirectory {
     pub(super) async fn account_state(&self, user: &str) -> Result<Option<AccountState>, DirectoryError> {
         let Some((entry, passwd)) = self.login_entry(user).await? else { return Ok(None) };
         let number = |attr: &str| mapping::first_value(&entry.attrs, attr).and_then(|v| v.trim().parse::<i64>().ok());
+        let ad = match self.schema {
+            Schema::Ad => ad_search::account(&entry, self.facts().await?.max_password_age),
+            Schema::Rfc2307 | Schema::Rfc2307bis => AdAccount::default(),
+        };
         Ok(Some(AccountState {
             user: passwd,
             shadow_expire: number("shadowExpire"),
@@ -131,11 +143,14 @@ impl LdapDirectory {
             shadow_max: number("shadowMax"),
             shadow_warning: number("shadowWarning"),
             locked: mapping::first_value(&entry.attrs, "pwdAccountLockedTime").is_some(),
+            disabled: ad.disabled,
+            expires_at: ad.expires_at,
+            password_expires_at: ad.password_expires_at,
         }))
     }
 
     pub(super) async fn user_matches_filter(&self, user: &str, extra: &str) -> Result<bool, DirectoryError> {
-        let filter = format!("(&{}{extra})", filter::equality(&self.users.filter, &self.users.name, user));
+        let filter = format!("(&{}{extra})", self.user_name_filter(user));
         // "1.1": no attributes, only whether an entry matches (RFC 4511 4.5.1.8).
         let entries = self.search(&self.users.base, &filter, &["1.1".to_owned()], false).await?;
         Ok(!entries.is_empty())
@@ -151,33 +166,16 @@ impl LdapDirectory {
         let Ok(new) = std::str::from_utf8(new.expose()) else {
             return Ok(PasswordChange::Rejected("the new password is not valid UTF-8".into()));
         };
+        let old = match old.map(|old| std::str::from_utf8(old.expose()).ok().filter(|p| !p.is_empty())) {
+            Some(None) => return Ok(PasswordChange::WrongOldPassword),
+            Some(Some(old)) => Some(old),
+            None => None,
+        };
         let dn = entry.dn.as_str();
-        let (rc, text) = match old {
-            Some(old) => {
-                let Some(old) = std::str::from_utf8(old.expose()).ok().filter(|p| !p.is_empty()) else {
-                    return Ok(PasswordChange::WrongOldPassword);
-                };
-                let metrics = &self.metrics;
-                self.on_own_connection("password change", OnLostConnection::Fail, |mut ldap| async move {
-                    let modify = PasswordModify { user_id: None, old_pass: Some(old), new_pass: Some(new) };
-                    let bind = ldap.simple_bind(dn, old).await?;
-                    metrics.bind(BindKind::User, bind_result(bind.rc));
-                    if bind.rc != 0 {
-                        return Ok((bind.rc, bind.text));
-                    }
-                    // The reply carries no value when we chose the new password: read only the
-                    // result (ldap3's ExopResult::parse would panic, NOTES.md).
-                    ldap.extended(modify).await.map(|reply| (reply.1.rc, reply.1.text))
-                })
-                .await?
-            }
-            None => {
-                self.with_retry_then("password reset", AfterUse::Retire, |mut ldap| async move {
-                    let modify = PasswordModify { user_id: Some(dn), old_pass: None, new_pass: Some(new) };
-                    ldap.extended(modify).await.map(|reply| (reply.1.rc, reply.1.text))
-                })
-                .await?
-            }
+        // What the server takes, from its root DSE: never a guess in the config.
+        let (rc, text) = match self.facts().await?.password_protocol {
+            PasswordProtocol::PasswordModify => self.password_modify(dn, old, new).await?,
+            PasswordProtocol::UnicodePwd => self.unicode_pwd_modify(dn, old, new).await?,
         };
         match rc {
             0 => Ok(PasswordChange::Changed),
@@ -190,5 +188,67 @@ impl LdapDirectory {
             })),
             rc => Err(DirectoryError::Server(format!("password change for {dn}: {}", ldap3_result_text(rc, &text)))),
         }
+    }
+
+    /// RFC 3062 Password Modify: as the user after a bind with `old`, or without `old` as the
+    /// service account. The result code and text.
+    async fn password_modify(&self, dn: &str, old: Option<&str>, new: &str) -> Result<(u32, String), DirectoryError> {
+        let Some(old) = old else {
+            return self
+                .with_retry_then("password reset", AfterUse::Retire, |mut ldap| async move {
+                    let modify = PasswordModify { user_id: Some(dn), old_pass: None, new_pass: Some(new) };
+                    ldap.extended(modify).await.map(|reply| (reply.1.rc, reply.1.text))
+                })
+                .await;
+        };
+        let metrics = &self.metrics;
+        self.on_own_connection("password change", OnLostConnection::Fail, |mut ldap| async move {
+            let bind = ldap.simple_bind(dn, old).await?;
+            metrics.bind(BindKind::User, bind_result(bind.rc));
+            if bind.rc != 0 {
+                return Ok((bind.rc, bind.text));
+            }
+            let modify = PasswordModify { user_id: None, old_pass: Some(old), new_pass: Some(new) };
+            // The reply carries no value when we chose the new password: read only the
+            // result (ldap3's ExopResult::parse would panic, NOTES.md).
+            ldap.extended(modify).await.map(|reply| (reply.1.rc, reply.1.text))
+        })
+        .await
+    }
+
+    /// Active Directory: a modify of `unicodePwd` (MS-ADTS 3.1.1.3.1.5.1), which AD takes only
+    /// over an encrypted connection. As the user after a bind with `old`: delete the old value
+    /// and add the new one in one modify (a change, which the password policy's history and
+    /// age rules apply to). Without `old`, as the service account: replace it (a reset, which
+    /// needs that right).
+    async fn unicode_pwd_modify(
+        &self,
+        dn: &str,
+        old: Option<&str>,
+        new: &str,
+    ) -> Result<(u32, String), DirectoryError> {
+        let attribute = || b"unicodePwd".to_vec();
+        let Some(old) = old else {
+            return self
+                .with_retry_then("password reset", AfterUse::Retire, |mut ldap| async move {
+                    let replace = Mod::Replace(attribute(), HashSet::from([ad::unicode_pwd(new).to_vec()]));
+                    ldap.modify(dn, vec![replace]).await.map(|result| (result.rc, result.text))
+                })
+                .await;
+        };
+        let metrics = &self.metrics;
+        self.on_own_connection("password change", OnLostConnection::Fail, |mut ldap| async move {
+            let bind = ldap.simple_bind(dn, old).await?;
+            metrics.bind(BindKind::User, bind_result(bind.rc));
+            if bind.rc != 0 {
+                return Ok((bind.rc, bind.text));
+            }
+            let change = vec![
+                Mod::Delete(attribute(), HashSet::from([ad::unicode_pwd(old).to_vec()])),
+                Mod::Add(attribute(), HashSet::from([ad::unicode_pwd(new).to_vec()])),
+            ];
+            ldap.modify(dn, change).await.map(|result| (result.rc, result.text))
+        })
+        .await
     }
 }

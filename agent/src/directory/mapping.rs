@@ -9,8 +9,10 @@ use std::collections::{HashMap, HashSet};
 
 use lanyard_proto::name::is_valid_name;
 use lanyard_proto::{Group, Passwd};
+use ldap3::SearchEntry;
 
-use crate::config::{GroupMap, UserMap};
+use super::ad::{self, Sid};
+use crate::config::{GroupMap, IdMapping, UserMap};
 
 /// The attributes a user search asks for.
 pub fn user_attributes(map: &UserMap) -> Vec<String> {
@@ -24,6 +26,10 @@ pub fn user_attributes(map: &UserMap) -> Vec<String> {
     ];
     // gecos falls back to cn, as nslcd does: many directories fill only cn.
     attrs.push("cn".into());
+    attrs.extend(map.login_alias.clone());
+    if map.id_mapping.is_some() {
+        attrs.extend(ID_MAPPING_USER_ATTRIBUTES.map(String::from));
+    }
     attrs
 }
 
@@ -31,27 +37,60 @@ pub fn user_attributes(map: &UserMap) -> Vec<String> {
 pub fn group_attributes(map: &GroupMap) -> Vec<String> {
     let mut attrs = vec![map.name.clone(), map.gid_number.clone(), map.member.clone()];
     attrs.extend(map.member_dn.clone());
+    if map.id_mapping.is_some() {
+        attrs.push("objectSid".into());
+    }
     attrs
 }
 
 /// Maps one entry to a user. With `wanted`, the entry must carry that exact name (LDAP matched
 /// it case-insensitively; `ALICE` must not become `alice`).
 pub fn user(attrs: &HashMap<String, Vec<String>>, map: &UserMap, wanted: Option<&str>) -> Result<Passwd, String> {
-    let name = pick_name(values(attrs, &map.name), wanted)?;
-    let uid = id(attrs, &map.uid_number)?;
-    let gid = id(attrs, &map.gid_number)?;
+    let ids = (id(attrs, &map.uid_number)?, id(attrs, &map.gid_number)?);
+    user_with_ids(attrs, map, wanted, ids, None)
+}
+
+/// [`user`] for a whole entry: with `map.id_mapping`, the uid comes from `objectSid` and the
+/// primary gid from `primaryGroupID`, and a missing home or shell from the mapping's defaults.
+pub fn user_entry(entry: &SearchEntry, map: &UserMap, wanted: Option<&str>) -> Result<Passwd, String> {
+    let Some(mapping) = &map.id_mapping else { return user(&entry.attrs, map, wanted) };
+    let rid = object_sid(entry)?.rid();
+    let primary = id(&entry.attrs, "primaryGroupID")?;
+    let mapped = |rid| ad::mapped_id(mapping.offset, rid).ok_or_else(|| format!("RID {rid} is past the id range"));
+    user_with_ids(&entry.attrs, map, wanted, (mapped(rid)?, mapped(primary)?), Some(mapping))
+}
+
+/// The attributes [`user_entry`] reads for ids mapped from SIDs.
+const ID_MAPPING_USER_ATTRIBUTES: [&str; 2] = ["objectSid", "primaryGroupID"];
+
+fn user_with_ids(
+    attrs: &HashMap<String, Vec<String>>,
+    map: &UserMap,
+    wanted: Option<&str>,
+    (uid, gid): (u32, u32),
+    defaults: Option<&IdMapping>,
+) -> Result<Passwd, String> {
+    let name = match (wanted, &map.login_alias) {
+        // Found by its alias (`alice@example.org`): known by its name from here on.
+        (Some(w), Some(alias)) if !values(attrs, &map.name).iter().any(|n| n == w) => {
+            if !values(attrs, alias).iter().any(|a| a == w) {
+                return Err("no value matches the requested name exactly".into());
+            }
+            pick_name(values(attrs, &map.name), None)?
+        }
+        _ => pick_name(values(attrs, &map.name), wanted)?,
+    };
     if uid == 0 || gid == 0 {
         return Err("uid 0 and primary gid 0 are refused from the directory".into());
     }
     let gecos = first_value(attrs, &map.gecos).or_else(|| first_value(attrs, "cn")).unwrap_or_default();
-    let passwd = Passwd {
-        name,
-        uid,
-        gid,
-        gecos: gecos.to_owned(),
-        home: first_value(attrs, &map.home).unwrap_or_default().to_owned(),
-        shell: first_value(attrs, &map.shell).unwrap_or_default().to_owned(),
+    let home = match (first_value(attrs, &map.home), defaults) {
+        (Some(home), _) => home.to_owned(),
+        (None, Some(defaults)) => defaults.home.replace("{user}", &name),
+        (None, None) => String::new(),
     };
+    let shell = first_value(attrs, &map.shell).or(defaults.map(|d| d.shell.as_str())).unwrap_or_default();
+    let passwd = Passwd { name, uid, gid, gecos: gecos.to_owned(), home, shell: shell.to_owned() };
     for (field, value) in [("gecos", &passwd.gecos), ("home", &passwd.home), ("shell", &passwd.shell)] {
         check_text(field, value)?;
     }
@@ -61,8 +100,16 @@ pub fn user(attrs: &HashMap<String, Vec<String>>, map: &UserMap, wanted: Option<
 /// Maps one entry to a group. Members that are not valid names are left out; members given
 /// by DN (`map.member_dn`) are not resolved here (see [`member_dns`]).
 pub fn group(attrs: &HashMap<String, Vec<String>>, map: &GroupMap, wanted: Option<&str>) -> Result<Group, String> {
+    group_with_gid(attrs, map, wanted, id(attrs, &map.gid_number)?)
+}
+
+fn group_with_gid(
+    attrs: &HashMap<String, Vec<String>>,
+    map: &GroupMap,
+    wanted: Option<&str>,
+    gid: u32,
+) -> Result<Group, String> {
     let name = pick_name(values(attrs, &map.name), wanted)?;
-    let gid = id(attrs, &map.gid_number)?;
     if gid == 0 {
         return Err("gid 0 is refused from the directory".into());
     }
@@ -72,14 +119,50 @@ pub fn group(attrs: &HashMap<String, Vec<String>>, map: &GroupMap, wanted: Optio
     Ok(Group { name, gid, members })
 }
 
+/// [`group`] for a whole entry: with `map.id_mapping`, the gid comes from `objectSid`.
+pub fn group_entry(entry: &SearchEntry, map: &GroupMap, wanted: Option<&str>) -> Result<Group, String> {
+    let mut group = match &map.id_mapping {
+        None => return group(&entry.attrs, map, wanted),
+        // The gid below replaces this one; `group` must not refuse a group for lacking it.
+        Some(_) => group_with_gid(&entry.attrs, map, wanted, u32::MAX)?,
+    };
+    group.gid = gid_entry(entry, map)?;
+    Ok(group)
+}
+
+/// [`gid`] for a whole entry (see [`group_entry`]).
+pub fn gid_entry(entry: &SearchEntry, map: &GroupMap) -> Result<u32, String> {
+    match &map.id_mapping {
+        None => gid(&entry.attrs, map),
+        Some(mapping) => {
+            let rid = object_sid(entry)?.rid();
+            ad::mapped_id(mapping.offset, rid).ok_or_else(|| format!("RID {rid} is past the id range"))
+        }
+    }
+}
+
+/// The entry's `objectSid`.
+pub fn object_sid(entry: &SearchEntry) -> Result<Sid, String> {
+    binary_values(entry, "objectSid").first().and_then(|v| Sid::parse(v)).ok_or_else(|| "no valid objectSid".into())
+}
+
+/// The values of a binary attribute (`objectSid`, `tokenGroups`). ldap3 keeps a value that
+/// happens to be valid UTF-8 among the text attributes: both are read.
+pub fn binary_values(entry: &SearchEntry, name: &str) -> Vec<Vec<u8>> {
+    let binary = entry.bin_attrs.iter().filter(|(key, _)| key.eq_ignore_ascii_case(name)).flat_map(|(_, v)| v.clone());
+    binary.chain(values(&entry.attrs, name).iter().map(|v| v.as_bytes().to_vec())).collect()
+}
+
 /// The values of the group's DN-valued member attribute (none without `map.member_dn`).
 pub fn member_dns(attrs: &HashMap<String, Vec<String>>, map: &GroupMap) -> Vec<String> {
     map.member_dn.as_deref().map_or_else(Vec::new, |attribute| values(attrs, attribute).to_vec())
 }
 
-/// Whether the user entry carries exactly `name` (LDAP matched it without regard to case).
+/// Whether the user entry carries exactly `name` (LDAP matched it without regard to case), as
+/// its name or its `login_alias`.
 pub fn has_name(attrs: &HashMap<String, Vec<String>>, map: &UserMap, name: &str) -> bool {
-    values(attrs, &map.name).iter().any(|n| n == name)
+    let alias = map.login_alias.as_deref().map_or(&[][..], |alias| values(attrs, alias));
+    values(attrs, &map.name).iter().chain(alias).any(|n| n == name)
 }
 
 /// The group's members by name (`map.member`), valid names only.
@@ -206,6 +289,68 @@ mod tests {
         let attrs =
             entry(&[("cn", &["dev"]), ("gidNumber", &["10"]), ("memberUid", &["alice", "bob", "alice", "x)(y", ""])]);
         assert_eq!(group(&attrs, &groups, Some("dev")).unwrap().members, ["alice", "bob"]);
+    }
+
+    fn ad_maps(extra: &str) -> (UserMap, GroupMap) {
+        let text = format!("[directory]\nuris=[\"ldap://x\"]\nbase=\"dc=x\"\nschema=\"ad\"\n{extra}");
+        let config = Config::parse("t.toml".as_ref(), &text).unwrap();
+        (config.directory.users, config.directory.groups)
+    }
+
+    /// S-1-5-21-1-2-3-RID.
+    fn sid(rid: u32) -> Vec<u8> {
+        let mut bytes = vec![1, 4, 0, 0, 0, 0, 0, 5];
+        for sub in [21, 1, 2, rid] {
+            bytes.extend_from_slice(&u32::to_le_bytes(sub));
+        }
+        bytes
+    }
+
+    fn ad_entry(pairs: &[(&str, &[&str])], object_sid: Vec<u8>) -> SearchEntry {
+        let bin_attrs = [("objectSid".to_owned(), vec![object_sid])].into();
+        SearchEntry { dn: "CN=Alice,CN=Users,DC=x".into(), attrs: entry(pairs), bin_attrs }
+    }
+
+    #[test]
+    fn ids_map_from_the_sid_and_missing_home_and_shell_from_the_defaults() {
+        let (users, groups) = ad_maps("[directory.id_mapping]\noffset = 100000\n");
+        let alice =
+            ad_entry(&[("sAMAccountName", &["alice"]), ("primaryGroupID", &["513"]), ("uidNumber", &["5"])], sid(1104));
+        let passwd = user_entry(&alice, &users, Some("alice")).unwrap();
+        assert_eq!((passwd.uid, passwd.gid), (101_104, 100_513), "uidNumber is ignored under id mapping");
+        assert_eq!((passwd.home.as_str(), passwd.shell.as_str()), ("/home/alice", "/bin/sh"));
+        let group = ad_entry(&[("sAMAccountName", &["dev"])], sid(1110));
+        assert_eq!(group_entry(&group, &groups, Some("dev")).unwrap().gid, 101_110);
+        let no_sid = SearchEntry { bin_attrs: Default::default(), ..alice.clone() };
+        assert!(user_entry(&no_sid, &users, None).is_err());
+    }
+
+    #[test]
+    fn without_id_mapping_ad_users_use_their_rfc2307_attributes() {
+        let (users, _) = ad_maps("");
+        let attrs: &[(&str, &[&str])] = &[
+            ("sAMAccountName", &["alice"]),
+            ("uidNumber", &["10001"]),
+            ("gidNumber", &["10000"]),
+            ("unixHomeDirectory", &["/home/alice"]),
+        ];
+        let passwd = user_entry(&ad_entry(attrs, sid(1104)), &users, Some("alice")).unwrap();
+        assert_eq!((passwd.uid, passwd.gid, passwd.home.as_str()), (10001, 10000, "/home/alice"));
+    }
+
+    #[test]
+    fn a_login_alias_finds_the_user_who_keeps_their_name() {
+        let (users, _) = ad_maps("[directory.users]\nlogin_alias = \"userPrincipalName\"\n");
+        let attrs = entry(&[
+            ("sAMAccountName", &["alice"]),
+            ("userPrincipalName", &["alice@example.org"]),
+            ("uidNumber", &["10001"]),
+            ("gidNumber", &["10000"]),
+        ]);
+        assert_eq!(user(&attrs, &users, Some("alice@example.org")).unwrap().name, "alice");
+        assert_eq!(user(&attrs, &users, Some("alice")).unwrap().name, "alice");
+        assert!(user(&attrs, &users, Some("ALICE@example.org")).is_err());
+        assert!(has_name(&attrs, &users, "alice@example.org") && !has_name(&attrs, &users, "bob"));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use tracing::debug;
 use super::ldap::{LdapDirectory, first_mapped};
 use super::members::{self, Member, Resolve};
 use super::{DirectoryError, dn, mapping};
+use crate::config::Schema;
 
 /// Member DNs looked up at once: enough to hide round trips, few enough that one big group
 /// does not crowd out every other request on the pooled connections.
@@ -85,10 +86,15 @@ impl LdapDirectory {
     /// other DNs are asked of the directory once each.
     pub(super) async fn all_groups_by_dn(&self) -> Result<Vec<Result<Group, String>>, DirectoryError> {
         let attrs = mapping::group_attributes(&self.groups);
-        let map = |e: SearchEntry| {
-            mapping::group(&e.attrs, &self.groups, None).map(|g| (g, mapping::member_dns(&e.attrs, &self.groups), e.dn))
-        };
-        let entries = self.search_each(&self.groups.base, &self.groups.filter, &attrs, true, map).await?;
+        let map = |e: SearchEntry| mapping::group_entry(&e, &self.groups, None).map(|g| (g, e));
+        let fetched = self.search_each(&self.groups.base, &self.groups.filter, &attrs, true, map).await?;
+        let mut entries = Vec::with_capacity(fetched.len());
+        for entry in fetched {
+            entries.push(match entry {
+                Ok((group, e)) => Ok((group, self.member_dns(&e).await?, e.dn)),
+                Err(why) => Err(why),
+            });
+        }
         let mut known = HashMap::new();
         for (group, dns, dn) in entries.iter().flatten() {
             known.insert(dn::key(dn), Member::Group { dns: dns.clone(), names: group.members.clone() });
@@ -108,9 +114,11 @@ impl LdapDirectory {
     }
 
     /// The DN of the user entry named exactly `user`.
-    async fn user_dn(&self, user: &str) -> Result<Option<String>, DirectoryError> {
-        let filter = super::filter::equality(&self.users.filter, &self.users.name, user);
-        let entries = self.search(&self.users.base, &filter, std::slice::from_ref(&self.users.name), false).await?;
+    pub(super) async fn user_dn(&self, user: &str) -> Result<Option<String>, DirectoryError> {
+        let filter = self.user_name_filter(user);
+        let mut attrs = vec![self.users.name.clone()];
+        attrs.extend(self.users.login_alias.clone());
+        let entries = self.search(&self.users.base, &filter, &attrs, false).await?;
         let exact = |e: &SearchEntry| {
             mapping::has_name(&e.attrs, &self.users, user)
                 .then(|| e.dn.clone())
@@ -121,10 +129,13 @@ impl LdapDirectory {
 
     /// The DNs and gids of the groups matching `filter` (paged); groups without a usable gid
     /// are left out of both.
-    async fn groups_matching(&self, filter: &str) -> Result<(Vec<String>, Vec<u32>), DirectoryError> {
-        let attrs = std::slice::from_ref(&self.groups.gid_number);
-        let map = |e: SearchEntry| mapping::gid(&e.attrs, &self.groups).map(|gid| (e.dn, gid));
-        let entries = self.search_each(&self.groups.base, filter, attrs, true, map).await?;
+    pub(super) async fn groups_matching(&self, filter: &str) -> Result<(Vec<String>, Vec<u32>), DirectoryError> {
+        let mut attrs = vec![self.groups.gid_number.clone()];
+        if self.groups.id_mapping.is_some() {
+            attrs.push("objectSid".into());
+        }
+        let map = |e: SearchEntry| mapping::gid_entry(&e, &self.groups).map(|gid| (e.dn, gid));
+        let entries = self.search_each(&self.groups.base, filter, &attrs, true, map).await?;
         Ok(entries
             .into_iter()
             .filter_map(|e| e.inspect_err(|why| debug!("group skipped: {why}")).ok())
@@ -134,7 +145,12 @@ impl LdapDirectory {
 
     /// The entry at `dn` if it matches `filter`; `None` if there is no such entry or it does
     /// not match.
-    async fn entry_at(&self, dn: &str, filter: &str, attrs: &[String]) -> Result<Option<SearchEntry>, DirectoryError> {
+    pub(super) async fn entry_at(
+        &self,
+        dn: &str,
+        filter: &str,
+        attrs: &[String],
+    ) -> Result<Option<SearchEntry>, DirectoryError> {
         self.with_retry("member lookup", |mut ldap| async move {
             let found = ldap.search(dn, Scope::Base, filter, attrs.to_vec()).await?;
             match found.1.rc {
@@ -155,12 +171,57 @@ impl LdapDirectory {
         let group_attrs = mapping::group_attributes(&self.groups);
         Ok(match self.entry_at(&dn, &self.groups.filter, &group_attrs).await? {
             Some(entry) => Member::Group {
-                dns: mapping::member_dns(&entry.attrs, &self.groups),
+                dns: self.member_dns(&entry).await?,
                 names: mapping::group_member_names(&entry.attrs, &self.groups),
             },
             None => Member::Neither,
         })
     }
+}
+
+/// A big group's members come in ranges on AD (`member;range=0-1499`, MS-ADTS 3.1.1.3.1.3.3);
+/// each request for the next range is one search, and a group of N members takes N / 1500.
+/// The bound only stops a server that never says `*` (the last range).
+const MAX_RANGES: usize = 10_000;
+
+impl LdapDirectory {
+    /// Every member DN of a group entry: the `member_dn` values, and on a server that sends
+    /// them in ranges, the rest fetched a range at a time.
+    pub(super) async fn member_dns(&self, entry: &SearchEntry) -> Result<Vec<String>, DirectoryError> {
+        let Some(attribute) = self.groups.member_dn.as_deref() else { return Ok(Vec::new()) };
+        let mut dns = mapping::member_dns(&entry.attrs, &self.groups);
+        let mut ranged = ranged_values(entry, attribute);
+        for _ in 0..MAX_RANGES {
+            let Some((values, next)) = ranged else { return Ok(dns) };
+            dns.extend(values);
+            let Some(start) = next else { return Ok(dns) };
+            let wanted = [format!("{attribute};range={start}-*")];
+            ranged = match self.entry_at(&entry.dn, "(objectClass=*)", &wanted).await? {
+                Some(more) => ranged_values(&more, attribute),
+                None => None,
+            };
+        }
+        tracing::warn!("{}: more than {MAX_RANGES} ranges of {attribute}; the rest is left out", entry.dn);
+        Ok(dns)
+    }
+}
+
+/// The values of `attribute;range=LOW-HIGH` in `entry`, and the start of the next range
+/// (`None` once HIGH is `*`, the last).
+fn ranged_values(entry: &SearchEntry, attribute: &str) -> Option<(Vec<String>, Option<u64>)> {
+    entry.attrs.iter().find_map(|(key, values)| {
+        let (name, options) = key.split_once(';')?;
+        let bounds = options.get(..6).filter(|o| o.eq_ignore_ascii_case("range="))?;
+        let (_, high) = options[bounds.len()..].split_once('-')?;
+        if !name.eq_ignore_ascii_case(attribute) {
+            return None;
+        }
+        let next = match high {
+            "*" => None,
+            high => Some(high.parse::<u64>().ok()? + 1),
+        };
+        Some((values.clone(), next))
+    })
 }
 
 fn sorted(mut gids: Vec<u32>) -> Vec<u32> {
@@ -174,6 +235,9 @@ pub(super) struct DirectoryResolver<'a>(pub &'a LdapDirectory);
 
 impl Resolve for DirectoryResolver<'_> {
     async fn resolve(&self, dns: Vec<String>) -> Result<Vec<Member>, DirectoryError> {
+        if self.0.schema == Schema::Ad {
+            return self.0.members_by_distinguished_name(dns).await;
+        }
         stream::iter(dns).map(|dn| self.0.member_at(dn)).buffered(CONCURRENT_LOOKUPS).try_collect().await
     }
 }
@@ -197,5 +261,27 @@ impl Resolve for Remembering<'_> {
         let mut known = self.known.lock().unwrap_or_else(|p| p.into_inner());
         known.extend(unknown_keys.into_iter().zip(answers));
         Ok(keys.iter().map(|k| known.get(k).cloned().unwrap_or(Member::Neither)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(key: &str, values: &[&str]) -> SearchEntry {
+        let attrs = [(key.to_owned(), values.iter().map(|v| v.to_string()).collect())].into();
+        SearchEntry { dn: "cn=big,dc=x".into(), attrs, bin_attrs: Default::default() }
+    }
+
+    #[test]
+    fn ranges_say_where_the_next_one_starts_until_the_last() {
+        assert_eq!(
+            ranged_values(&entry("member;range=0-1499", &["a"]), "member"),
+            Some((vec!["a".into()], Some(1500)))
+        );
+        assert_eq!(ranged_values(&entry("Member;Range=1500-*", &["b"]), "member"), Some((vec!["b".into()], None)));
+        assert_eq!(ranged_values(&entry("member", &["a"]), "member"), None);
+        assert_eq!(ranged_values(&entry("uniqueMember;range=0-9", &["a"]), "member"), None);
+        assert_eq!(ranged_values(&entry("member;range=0-x", &["a"]), "member"), None);
     }
 }

@@ -7,9 +7,13 @@
 //! - [`tls`]: the rustls configuration (ring, the configured CA or the system's roots).
 //! - [`filter`]: filters built from escaped values.
 //! - [`mapping`]: LDAP entries to `passwd` and `group` records.
+//! - `ad`: Active Directory's encodings (SIDs, FILETIME, `userAccountControl`, `unicodePwd`).
 //! - `members`, `membership`, `dn`: members given by DN (RFC 2307bis), nested groups.
 
+mod ad;
+mod ad_search;
 mod dn;
+mod facts;
 pub mod filter;
 pub mod inspect;
 pub mod ldap;
@@ -126,6 +130,13 @@ pub struct AccountState {
     pub shadow_warning: Option<i64>,
     /// `pwdAccountLockedTime` is set: the password policy locked the account.
     pub locked: bool,
+    /// AD: `userAccountControl` says disabled.
+    pub disabled: bool,
+    /// AD: `accountExpires`, in Unix seconds.
+    pub expires_at: Option<i64>,
+    /// AD: when the password expires (`pwdLastSet` plus the domain's `maxPwdAge`), in Unix
+    /// seconds; `i64::MIN`: it must be changed now.
+    pub password_expires_at: Option<i64>,
 }
 
 /// What became of a password change.

@@ -97,17 +97,14 @@ impl<D: Directory> Service<D> {
             Ok(None) => return Response::NotFound,
             Err(e) => return Response::Unavailable(e.public_reason().to_owned()),
         };
-        if state.locked {
-            return Response::Denied("Your account is locked by the password policy; ask an administrator.".into());
-        }
-        let today = days_since_epoch();
-        if state.shadow_expire.is_some_and(|expire| expire >= 0 && today >= expire) {
-            return Response::AccountExpired("Your account has expired; ask an administrator.".into());
+        let now = seconds_since_epoch();
+        if let Some(refusal) = account_refusal(&state, now) {
+            return refusal;
         }
         if let Err(response) = self.check_access_rules(&state.user, context).await {
             return response;
         }
-        password_age(&state, today)
+        password_verdict(&state, now)
     }
 
     /// Offline, the account phase can only check what is cached: an offline verifier exists
@@ -253,6 +250,35 @@ fn too_many(wait: std::time::Duration) -> Response {
     Response::TooManyAttempts { retry_after_secs: wait.as_secs().clamp(1, u64::from(u32::MAX)) as u32 }
 }
 
+/// Why the directory's account state refuses a login now (`now` in Unix seconds), if it does:
+/// locked by the password policy, disabled (AD), expired (`shadowExpire`, AD's `accountExpires`).
+fn account_refusal(state: &AccountState, now: i64) -> Option<Response> {
+    if state.locked {
+        return Some(Response::Denied("Your account is locked by the password policy; ask an administrator.".into()));
+    }
+    if state.disabled {
+        return Some(Response::AccountExpired("Your account is disabled; ask an administrator.".into()));
+    }
+    let today = now.div_euclid(86_400);
+    let shadow_expired = state.shadow_expire.is_some_and(|expire| expire >= 0 && today >= expire);
+    if shadow_expired || state.expires_at.is_some_and(|at| now >= at) {
+        return Some(Response::AccountExpired("Your account has expired; ask an administrator.".into()));
+    }
+    None
+}
+
+/// Whether the password must change: AD's expiry time when the directory gave one, else the
+/// shadow rules.
+fn password_verdict(state: &AccountState, now: i64) -> Response {
+    match state.password_expires_at {
+        Some(i64::MIN) => {
+            Response::PasswordExpired("You must change your password now (administrator enforced).".into())
+        }
+        Some(at) if now >= at => Response::PasswordExpired("Your password has expired; you must change it now.".into()),
+        _ => password_age(state, now.div_euclid(86_400)),
+    }
+}
+
 /// The password-age rules of shadow(5), as pam_unix applies them.
 fn password_age(state: &AccountState, today: i64) -> Response {
     let Some(last_change) = state.shadow_last_change else { return Response::AccountOk { warning: None } };
@@ -273,8 +299,8 @@ fn password_age(state: &AccountState, today: i64) -> Response {
     Response::AccountOk { warning }
 }
 
-fn days_since_epoch() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| (d.as_secs() / 86_400) as i64)
+fn seconds_since_epoch() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Only a plain absolute path below `/`: never `/` itself, `..`, `.` or empty components.
@@ -333,6 +359,9 @@ mod tests {
             shadow_max: max,
             shadow_warning: warning,
             locked: false,
+            disabled: false,
+            expires_at: None,
+            password_expires_at: None,
         }
     }
 
@@ -350,6 +379,25 @@ mod tests {
         );
         assert_eq!(password_age(&state(Some(1), Some(99_999), Some(7)), 20_000), Response::AccountOk { warning: None });
         assert_eq!(password_age(&state(None, None, None), 20_000), Response::AccountOk { warning: None });
+    }
+
+    #[test]
+    fn disabled_and_expired_ad_accounts_are_refused_and_an_expired_ad_password_must_change() {
+        let now = 1_800_000_000;
+        let ok = state(None, None, None);
+        assert_eq!(account_refusal(&ok, now), None);
+        let disabled = AccountState { disabled: true, ..ok.clone() };
+        assert!(matches!(account_refusal(&disabled, now), Some(Response::AccountExpired(m)) if m.contains("disabled")));
+        let expired = AccountState { expires_at: Some(now), ..ok.clone() };
+        assert!(matches!(account_refusal(&expired, now), Some(Response::AccountExpired(_))));
+        let expires_later = AccountState { expires_at: Some(now + 1), ..ok.clone() };
+        assert_eq!(account_refusal(&expires_later, now), None);
+        for at in [i64::MIN, now - 1, now] {
+            let must_change = AccountState { password_expires_at: Some(at), ..ok.clone() };
+            assert!(matches!(password_verdict(&must_change, now), Response::PasswordExpired(_)), "{at}");
+        }
+        let later = AccountState { password_expires_at: Some(now + 86_400), ..ok.clone() };
+        assert_eq!(password_verdict(&later, now), Response::AccountOk { warning: None });
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Issue 9: the same end-to-end checks against every directory layout Lanyard supports, each a
 //! real server set up from scratch: OpenLDAP with RFC 2307 groups (`memberUid`) and with RFC
-//! 2307bis groups (`member` DNs, groups within groups, a cycle).
+//! 2307bis groups (`member` DNs, groups within groups, a cycle), and 389 Directory Server with
+//! the same rfc2307bis data.
 //!
 //! One test per server runs every check in turn ([`check_everything`]): users by name and
 //! uid, every group by gid (and by name where `/etc/group` does not have the name), `id` and
@@ -10,8 +11,9 @@
 
 use std::collections::BTreeSet;
 
+use lanyard_tests::ds389::Ds389;
 use lanyard_tests::fixture::{
-    AGED, ALICE, BOB, CHANGER, CHANGER_NEW_PASSWORD, EXPIRED, GroupEntry, JOSE, Schema, User, groups_in,
+    AGED, ALICE, BIG_GROUP, BOB, CHANGER, CHANGER_NEW_PASSWORD, EXPIRED, GroupEntry, JOSE, Schema, User, groups_in,
     supplementary_groups_in,
 };
 use lanyard_tests::pam::PamCode;
@@ -66,6 +68,34 @@ impl Target for OpenLdap {
     }
 }
 
+/// 389 Directory Server in rfc2307bis shape, without the 5,000-member `biggroup`.
+struct Ds389Target(Ds389);
+
+impl Target for Ds389Target {
+    fn name(&self) -> &'static str {
+        "389 Directory Server, rfc2307bis"
+    }
+
+    fn agent_config(&self) -> AgentConfig {
+        AgentConfig::new(vec![self.0.uri_starttls()], self.0.ca_pem(), self.0.bind_secret())
+            .directory_line("schema = \"rfc2307bis\"")
+    }
+
+    fn groups(&self) -> Vec<GroupEntry> {
+        groups_in(Schema::Rfc2307bis).into_iter().filter(|g| g.name != BIG_GROUP.name).collect()
+    }
+
+    fn stop(&mut self) {
+        self.0.stop().expect("stopping 389 DS");
+    }
+}
+
+#[test]
+fn ds389_with_rfc2307bis_nested_groups_passes_every_check() {
+    let ds = Ds389::start().expect("starting 389 Directory Server");
+    check_everything(&mut Ds389Target(ds), Schema::Rfc2307bis);
+}
+
 #[test]
 fn openldap_with_rfc2307_groups_passes_every_check() {
     let slapd = Slapd::start().expect("starting slapd");
@@ -95,7 +125,12 @@ fn check_everything(target: &mut dyn Target, schema: Schema) {
         checks.group(group);
     }
     checks.group_listing(&groups);
-    checks.memberships(&ALICE, &supplementary_groups_in(schema, ALICE.name));
+    // Every group of the model that this server holds and lists alice.
+    let alices: Vec<(String, u32)> = supplementary_groups_in(schema, ALICE.name)
+        .into_iter()
+        .filter(|(name, _)| groups.iter().any(|g| &g.name == name))
+        .collect();
+    checks.memberships(&ALICE, &alices);
     checks.logins_and_accounts();
 
     // Offline: alice logged in above, so her verifier is cached.

@@ -8,8 +8,9 @@
 //! | module | area |
 //! | --- | --- |
 //! | `harness` | the fixture slapd and the agent runner themselves: TLS required (and the plaintext-only slapd), data loaded, stopped on drop, outages, restarts |
-//! | `directories` | the same checks (users, groups, nested groups, `id`, initgroups, logins, account states, password change, offline login) against each directory layout: OpenLDAP with rfc2307 and rfc2307bis |
+//! | `directories` | the same checks (users, groups, nested groups, `id`, initgroups, logins, account states, password change, offline login) against each directory layout: OpenLDAP with rfc2307 and rfc2307bis, 389 Directory Server |
 //! | `directory_policy` | the fixture's password policy and account states, with ldap-utils |
+//! | `ds389` | the 389 Directory Server harness: rfc2307bis data with nested groups and memberOf, TLS required for binds, Password Modify, restarts |
 //! | `docs` | the man pages render with `man -l` and groff without warnings; generated pages and completions match `lanyardctl generate` |
 //! | `pam_harness` | the pamtester and sshd runners, with Linux-PAM's own modules |
 //! | `nss` | lookups and enumeration through the module |
@@ -41,6 +42,7 @@ mod ctl;
 mod directories;
 mod directory_policy;
 mod docs;
+mod ds389;
 mod failover;
 mod faults;
 mod harness;

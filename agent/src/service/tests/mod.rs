@@ -102,6 +102,9 @@ impl Directory for FakeDirectory {
             shadow_max: None,
             shadow_warning: None,
             locked: self.denies.load(Ordering::SeqCst),
+            disabled: false,
+            expires_at: None,
+            password_expires_at: None,
         }))
     }
     async fn user_matches(&self, user: &str, filter: &str) -> Result<bool, DirectoryError> {
