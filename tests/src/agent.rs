@@ -350,6 +350,11 @@ pub struct Launch {
     /// over its `cache_dir`: a small disk it can fill. Nothing changes outside that namespace;
     /// the cache file is then only reachable through the agent's namespace (`nsenter`).
     pub cache_tmpfs: Option<String>,
+    /// When set, the agent runs in the network namespace of this process (`nsenter -n`, which
+    /// execs and so keeps the PID): a directory server that owns fixed ports in a namespace of
+    /// its own (Samba's AD DC) is reached on that namespace's loopback. The socket is a file,
+    /// so the modules reach the agent from anywhere.
+    pub net_namespace_of: Option<u32>,
 }
 
 impl Launch {
@@ -366,6 +371,12 @@ impl Launch {
     /// See [`Launch::cache_tmpfs`].
     pub fn cache_tmpfs(mut self, size: &str) -> Self {
         self.cache_tmpfs = Some(size.into());
+        self
+    }
+
+    /// See [`Launch::net_namespace_of`].
+    pub fn net_namespace_of(mut self, pid: u32) -> Self {
+        self.net_namespace_of = Some(pid);
         self
     }
 }
@@ -512,11 +523,16 @@ impl Paths {
         }
         .context("opening lanyardd.log")?;
         let filter = std::env::var(LOG_ENV).unwrap_or_else(|_| "info".into());
-        let mut cmd = match (launch.umask, &launch.cache_tmpfs) {
-            (None, None) => Command::new(lanyardd_path()),
-            (Some(mask), None) => under_umask(mask, &lanyardd_path()),
-            (None, Some(size)) => on_cache_tmpfs(size, &self.dir.join("cache"), &lanyardd_path()),
-            (Some(_), Some(_)) => bail!("Launch: umask and cache_tmpfs together are not supported"),
+        let mut cmd = match (launch.umask, &launch.cache_tmpfs, launch.net_namespace_of) {
+            (None, None, None) => Command::new(lanyardd_path()),
+            (Some(mask), None, None) => under_umask(mask, &lanyardd_path()),
+            (None, Some(size), None) => on_cache_tmpfs(size, &self.dir.join("cache"), &lanyardd_path()),
+            (None, None, Some(pid)) => {
+                let mut cmd = Command::new("nsenter");
+                cmd.args(["-t", &pid.to_string(), "-n", "--"]).arg(lanyardd_path());
+                cmd
+            }
+            _ => bail!("Launch: umask, cache_tmpfs and net_namespace_of are not supported together"),
         };
         cmd.arg("--config").arg(&self.config).env("RUST_LOG", filter);
         cmd.envs(launch.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
