@@ -24,10 +24,13 @@ use crate::config::Schema;
 use crate::metrics::{BindKind, BindResult};
 
 /// Read for the account phase beside the `passwd` attributes.
-const ACCOUNT_ATTRIBUTES: [&str; 5] =
-    ["shadowExpire", "shadowLastChange", "shadowMax", "shadowWarning", "pwdAccountLockedTime"];
+/// `pwdAccountLockedTime` is the password policy's lock (OpenLDAP ppolicy, draft-behera);
+/// `nsAccountLock` is 389 Directory Server's (operational: returned only when asked by name).
+const ACCOUNT_ATTRIBUTES: [&str; 6] =
+    ["shadowExpire", "shadowLastChange", "shadowMax", "shadowWarning", "pwdAccountLockedTime", "nsAccountLock"];
 
 const INVALID_CREDENTIALS: u32 = 49;
+const UNWILLING_TO_PERFORM: u32 = 53;
 
 /// What [`LdapDirectory::on_own_connection`] does when the connection is lost before an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +128,12 @@ impl LdapDirectory {
         match result.rc {
             0 => Ok(PasswordCheck::Accepted),
             INVALID_CREDENTIALS => Ok(PasswordCheck::Rejected),
+            // 389 DS refuses an inactivated (`nsAccountLock`) account's bind this way: a refusal
+            // of this login, not an outage.
+            UNWILLING_TO_PERFORM => {
+                warn!("bind as {dn} refused: {}", ldap3_result_text(result.rc, &result.text));
+                Ok(PasswordCheck::Rejected)
+            }
             rc => Err(DirectoryError::Server(format!("bind as {dn}: {}", ldap3_result_text(rc, &result.text)))),
         }
     }
@@ -142,7 +151,9 @@ impl LdapDirectory {
             shadow_last_change: number("shadowLastChange"),
             shadow_max: number("shadowMax"),
             shadow_warning: number("shadowWarning"),
-            locked: mapping::first_value(&entry.attrs, "pwdAccountLockedTime").is_some(),
+            locked: mapping::first_value(&entry.attrs, "pwdAccountLockedTime").is_some()
+                || mapping::first_value(&entry.attrs, "nsAccountLock")
+                    .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
             disabled: ad.disabled,
             expires_at: ad.expires_at,
             password_expires_at: ad.password_expires_at,

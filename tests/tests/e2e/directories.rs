@@ -13,8 +13,8 @@ use std::collections::BTreeSet;
 
 use lanyard_tests::ds389::Ds389;
 use lanyard_tests::fixture::{
-    AGED, ALICE, BIG_GROUP, BOB, CHANGER, CHANGER_NEW_PASSWORD, EXPIRED, GroupEntry, JOSE, Schema, User, groups_in,
-    supplementary_groups_in,
+    AGED, ALICE, BIG_GROUP, BOB, CHANGER, CHANGER_NEW_PASSWORD, EXPIRED, GroupEntry, JOSE, LOCKED, Schema, User,
+    groups_in, supplementary_groups_in,
 };
 use lanyard_tests::pam::PamCode;
 use lanyard_tests::{Agent, AgentConfig, Caller, Namespace, OfflineConfig, Output, Pam, Slapd};
@@ -36,6 +36,10 @@ trait Target {
     fn groups(&self) -> Vec<GroupEntry>;
     /// Makes the server unreachable (for the offline login).
     fn stop(&mut self);
+    /// Accounts the account phase must refuse, and how.
+    fn refused_accounts(&self) -> Vec<(&'static str, PamCode)> {
+        vec![(EXPIRED.name, PamCode::AcctExpired), (LOCKED.name, PamCode::PermDenied)]
+    }
 }
 
 struct OpenLdap {
@@ -131,7 +135,7 @@ fn check_everything(target: &mut dyn Target, schema: Schema) {
         .filter(|(name, _)| groups.iter().any(|g| &g.name == name))
         .collect();
     checks.memberships(&ALICE, &alices);
-    checks.logins_and_accounts();
+    checks.logins_and_accounts(&target.refused_accounts());
 
     // Offline: alice logged in above, so her verifier is cached.
     target.stop();
@@ -205,11 +209,18 @@ impl Checks<'_> {
         assert_eq!(gids, expected, "{}: {initgroups}", self.target);
     }
 
-    fn logins_and_accounts(&self) {
+    fn logins_and_accounts(&self, refused: &[(&str, PamCode)]) {
         let (pam, agent) = (self.pam, self.agent);
         assert_pam_success(&pam.authenticate(ALICE.name, ALICE.password).unwrap(), agent);
         assert_pam_error(&pam.authenticate(ALICE.name, WRONG_PASSWORD).unwrap(), PamCode::AuthErr, agent);
-        assert_pam_error(&pam.acct_mgmt(EXPIRED.name).unwrap(), PamCode::AcctExpired, agent);
+        for (user, code) in refused {
+            assert_pam_error(&pam.acct_mgmt(user).unwrap(), *code, agent);
+        }
+        if refused.iter().any(|(user, _)| *user == LOCKED.name) {
+            // The server refuses a locked account's bind (ppolicy: 49; 389: 53): a failed
+            // login, never "the directory is unavailable".
+            assert_pam_error(&pam.authenticate(LOCKED.name, LOCKED.password).unwrap(), PamCode::AuthErr, agent);
+        }
         assert_pam_error(&pam.acct_mgmt(AGED.name).unwrap(), PamCode::NewAuthtokReqd, agent);
         assert_pam_success(&pam.acct_mgmt(ALICE.name).unwrap(), agent);
 
