@@ -34,6 +34,7 @@ pub mod pam;
 pub mod process;
 pub mod proxy;
 pub mod replica;
+pub mod samba_ad;
 pub mod slapd;
 pub mod sshd;
 pub mod tempdir;

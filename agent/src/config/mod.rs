@@ -514,7 +514,13 @@ fn user_map(
     };
     let ad = schema == Schema::Ad;
     // Computers are users in AD; `objectCategory=person` leaves them (and contacts) out.
-    let default_filter = if ad { "(&(objectClass=user)(objectCategory=person))" } else { "(objectClass=posixAccount)" };
+    // Without id mapping only accounts given a uidNumber are Unix users: the others (built-in
+    // ones, most of a domain) are not errors to skip one by one.
+    let default_filter = match (ad, id_mapping.is_some()) {
+        (false, _) => "(objectClass=posixAccount)",
+        (true, true) => "(&(objectClass=user)(objectCategory=person))",
+        (true, false) => "(&(objectClass=user)(objectCategory=person)(uidNumber=*))",
+    };
     Ok(UserMap {
         base: search_base(raw.base.as_ref(), base).map_err(|m| error("directory.users.base", m))?,
         filter: search_filter(raw.filter.as_ref(), default_filter).map_err(|m| error("directory.users.filter", m))?,
@@ -555,7 +561,11 @@ fn group_map(
         return Err(error("directory.groups.nesting_depth", message));
     }
     let ad = schema == Schema::Ad;
-    let default_filter = if ad { "(objectClass=group)" } else { "(objectClass=posixGroup)" };
+    let default_filter = match (ad, id_mapping.is_some()) {
+        (false, _) => "(objectClass=posixGroup)",
+        (true, true) => "(objectClass=group)",
+        (true, false) => "(&(objectClass=group)(gidNumber=*))",
+    };
     Ok(GroupMap {
         member_dn,
         nesting_depth,

@@ -195,12 +195,12 @@ fn ad_names_users_and_groups_by_samaccountname_and_reads_member_dns() {
     assert_eq!(config.directory.schema, Schema::Ad);
     assert_eq!(
         (users.filter.as_str(), users.name.as_str(), users.home.as_str()),
-        ("(&(objectClass=user)(objectCategory=person))", "sAMAccountName", "unixHomeDirectory")
+        ("(&(objectClass=user)(objectCategory=person)(uidNumber=*))", "sAMAccountName", "unixHomeDirectory")
     );
     assert_eq!((users.login_alias.as_deref(), users.id_mapping.as_ref()), (None, None));
     assert_eq!(
         (groups.filter.as_str(), groups.name.as_str(), groups.member_dn.as_deref()),
-        ("(objectClass=group)", "sAMAccountName", Some("member"))
+        ("(&(objectClass=group)(gidNumber=*))", "sAMAccountName", Some("member"))
     );
 }
 
@@ -214,6 +214,9 @@ fn id_mapping_has_documented_defaults_and_a_bounded_offset() {
     assert_eq!(config.directory.users.id_mapping.as_ref(), Some(&expected));
     assert_eq!(config.directory.groups.id_mapping.as_ref(), Some(&expected));
     assert_eq!(config.directory.users.login_alias.as_deref(), Some("userPrincipalName"));
+    // Mapped ids: every person and group counts, with or without RFC 2307 attributes.
+    assert_eq!(config.directory.users.filter, "(&(objectClass=user)(objectCategory=person))");
+    assert_eq!(config.directory.groups.filter, "(objectClass=group)");
     for (line, key) in [
         ("offset = 999", "directory.id_mapping.offset"),
         ("offset = 4294967000", "directory.id_mapping.offset"),

@@ -14,17 +14,19 @@ type Ava = (String, String);
 fn parse(dn: &str) -> Option<Vec<Vec<Ava>>> {
     let mut rdns = Vec::new();
     let mut rdn = Vec::new();
-    let mut rest = dn.trim();
+    // Only spaces are insignificant around separators (RFC 4514 3); a line break or tab is
+    // part of a value.
+    let mut rest = dn.trim_matches(' ');
     if rest.is_empty() {
         return Some(rdns);
     }
     loop {
         let (kind, after) = rest.split_once('=')?;
-        let kind = kind.trim();
+        let kind = kind.trim_matches(' ');
         if kind.is_empty() || !kind.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
             return None;
         }
-        let (value, separator, after) = value(after.trim_start())?;
+        let (value, separator, after) = value(after.trim_start_matches(' '))?;
         rdn.push((kind.to_ascii_lowercase(), value));
         match separator {
             Some('+') => {}
@@ -107,7 +109,7 @@ pub fn first_rdn_value(dn: &str, attribute: &str) -> Option<String> {
 /// A key equal for every spelling of one DN: spaces around separators, escapes and case do
 /// not matter. A DN that does not parse is its own key (lowercased).
 pub fn key(dn: &str) -> String {
-    let Some(rdns) = parse(dn) else { return dn.trim().to_lowercase() };
+    let Some(rdns) = parse(dn) else { return dn.to_lowercase() };
     let mut out = String::with_capacity(dn.len());
     for (i, rdn) in rdns.iter().enumerate() {
         if i > 0 {
@@ -134,6 +136,8 @@ mod tests {
         assert_eq!(first_rdn_value("uid=alice+cn=Alice,ou=people", "uid"), None, "a multi-valued RDN");
         assert_eq!(first_rdn_value("uid=#04056162,ou=people", "uid"), None, "a BER value");
         assert_eq!(first_rdn_value("", "uid"), None);
+        // Found by the fuzz target: only spaces are trimmed, never a line break in a value.
+        assert_eq!(first_rdn_value("cn=\n,ou=x", "cn").as_deref(), Some("\n"));
     }
 
     #[test]

@@ -91,13 +91,13 @@ impl LdapDirectory {
             max_password_age: None,
         };
         let naming_context = mapping::first_value(&root.attrs, "defaultNamingContext").map(str::to_owned);
-        if let (true, Some(domain)) = (is_ad, naming_context) {
-            if let Some(entry) = self.read_entry(&domain, &["objectSid", "maxPwdAge"]).await? {
-                facts.domain_sid = mapping::object_sid(&entry).ok();
-                facts.max_password_age = mapping::first_value(&entry.attrs, "maxPwdAge")
-                    .and_then(|v| v.trim().parse().ok())
-                    .and_then(ad::max_password_age_seconds);
-            }
+        if let (true, Some(domain)) = (is_ad, naming_context)
+            && let Some(entry) = self.read_entry(&domain, &["objectSid", "maxPwdAge"]).await?
+        {
+            facts.domain_sid = mapping::object_sid(&entry).ok();
+            facts.max_password_age = mapping::first_value(&entry.attrs, "maxPwdAge")
+                .and_then(|v| v.trim().parse().ok())
+                .and_then(ad::max_password_age_seconds);
         }
         Ok(facts)
     }

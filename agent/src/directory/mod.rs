@@ -12,7 +12,7 @@
 
 mod ad;
 mod ad_search;
-mod dn;
+pub mod dn;
 mod facts;
 pub mod filter;
 pub mod inspect;

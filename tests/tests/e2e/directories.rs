@@ -17,7 +17,8 @@ use lanyard_tests::fixture::{
     groups_in, supplementary_groups_in,
 };
 use lanyard_tests::pam::PamCode;
-use lanyard_tests::{Agent, AgentConfig, Caller, Namespace, OfflineConfig, Output, Pam, Slapd};
+use lanyard_tests::samba_ad::{DISABLED, MUST_CHANGE, SambaAd, data as ad_data};
+use lanyard_tests::{Agent, AgentConfig, Caller, Launch, Namespace, OfflineConfig, Output, Pam, Slapd};
 
 use crate::common::{assert_pam_error, assert_pam_success, assert_success};
 
@@ -39,6 +40,10 @@ trait Target {
     /// Accounts the account phase must refuse, and how.
     fn refused_accounts(&self) -> Vec<(&'static str, PamCode)> {
         vec![(EXPIRED.name, PamCode::AcctExpired), (LOCKED.name, PamCode::PermDenied)]
+    }
+    /// How the agent is started (in the server's network namespace for Samba).
+    fn launch(&self) -> Launch {
+        Launch::default()
     }
 }
 
@@ -100,6 +105,68 @@ fn ds389_with_rfc2307bis_nested_groups_passes_every_check() {
     check_everything(&mut Ds389Target(ds), Schema::Rfc2307bis);
 }
 
+/// A Samba AD domain controller with RFC 2307 attributes, in a network namespace of its own.
+struct SambaTarget(SambaAd);
+
+impl Target for SambaTarget {
+    fn name(&self) -> &'static str {
+        "Samba AD, RFC 2307 attributes"
+    }
+
+    fn agent_config(&self) -> AgentConfig {
+        let mut config = AgentConfig::new(vec![self.0.uri_starttls()], self.0.ca_pem(), self.0.bind_secret())
+            .directory_line("schema = \"ad\"");
+        config.base = self.0.base_dn().into();
+        config.bind_dn = Some(self.0.bind_dn().into());
+        config
+    }
+
+    fn groups(&self) -> Vec<GroupEntry> {
+        ad_groups()
+    }
+
+    fn stop(&mut self) {
+        self.0.stop().expect("stopping the Samba DC");
+    }
+
+    fn refused_accounts(&self) -> Vec<(&'static str, PamCode)> {
+        vec![
+            (EXPIRED.name, PamCode::AcctExpired),
+            (DISABLED.name, PamCode::AcctExpired),
+            (MUST_CHANGE.name, PamCode::NewAuthtokReqd),
+        ]
+    }
+
+    fn launch(&self) -> Launch {
+        Launch::default().net_namespace_of(self.0.pid())
+    }
+}
+
+/// The DC's groups as `getent group` must show them: nested members flattened, `biggroup`'s
+/// 1,600 generated users and alice.
+fn ad_groups() -> Vec<GroupEntry> {
+    let flatten = |name: &str| {
+        let mut members = BTreeSet::new();
+        let mut pending = vec![name];
+        while let Some(group) = pending.pop() {
+            let group = ad_data::GROUPS.iter().find(|g| g.name == group).expect("a group of the DC");
+            members.extend(group.users.iter().map(|u| u.to_string()));
+            pending.extend(group.groups.iter().copied());
+        }
+        if name == ad_data::BIG_GROUP.name {
+            members.extend((1..=ad_data::BIG_USERS).map(ad_data::big_user_name));
+        }
+        members.into_iter().collect()
+    };
+    ad_data::GROUPS.iter().map(|g| GroupEntry { name: g.name.into(), gid: g.gid, members: flatten(g.name) }).collect()
+}
+
+#[test]
+fn samba_ad_with_rfc2307_attributes_passes_every_check() {
+    let dc = SambaAd::start().expect("starting the Samba AD DC");
+    check_everything(&mut SambaTarget(dc), Schema::Rfc2307bis);
+}
+
 #[test]
 fn openldap_with_rfc2307_groups_passes_every_check() {
     let slapd = Slapd::start().expect("starting slapd");
@@ -116,7 +183,8 @@ fn openldap_with_rfc2307bis_nested_groups_passes_every_check() {
 /// model; see the module's doc for the list.
 fn check_everything(target: &mut dyn Target, schema: Schema) {
     let config = target.agent_config().timeout(TIMEOUT).offline(OfflineConfig::default().probe_interval("1s"));
-    let agent = Agent::start(&config).unwrap_or_else(|e| panic!("{}: starting lanyardd: {e:#}", target.name()));
+    let agent = Agent::start_with(&config, &target.launch())
+        .unwrap_or_else(|e| panic!("{}: starting lanyardd: {e:#}", target.name()));
     let ns = Namespace::for_agent(&agent).expect("preparing the namespace");
     let pam = Pam::for_agent(&agent).expect("preparing the PAM stack");
     let checks = Checks { target: target.name(), agent: &agent, ns: &ns, pam: &pam };
@@ -282,4 +350,47 @@ fn nesting_depth_bounds_groups_within_groups_and_a_users_groups_take_a_search_pe
         "the agent did not say what it left out:\n{}",
         agent.log()
     );
+}
+
+/// AD without relying on RFC 2307 ids: uid and gid are `offset + RID` of the account's
+/// `objectSid` (the primary gid from `primaryGroupID`), the same on every host, and found again
+/// by those ids; users log in by `userPrincipalName` too and are known by `sAMAccountName`.
+#[test]
+fn samba_ad_with_ids_mapped_from_sids_and_logins_by_principal_name() {
+    const OFFSET: u32 = 500_000;
+    let dc = SambaAd::start().expect("starting the Samba AD DC");
+    let target = SambaTarget(dc);
+    let config = target.agent_config().section(&format!(
+        "[directory.users]\nlogin_alias = \"userPrincipalName\"\n\n[directory.id_mapping]\noffset = {OFFSET}"
+    ));
+    let agent = Agent::start_with(&config, &target.launch()).expect("starting lanyardd");
+    let ns = Namespace::for_agent(&agent).expect("preparing the namespace");
+    let pam = Pam::for_agent(&agent).expect("preparing the PAM stack");
+    let rid = |filter: &str| {
+        let out = target.0.search_as_reader(filter, &["objectSid"]).unwrap();
+        let line = out.lines().into_iter().find_map(|l| l.strip_prefix("objectSid:: ").map(str::to_owned));
+        let sid =
+            lanyard_tests::fixture::base64_decode(&line.unwrap_or_else(|| panic!("no objectSid: {out}"))).unwrap();
+        u32::from_le_bytes(sid[sid.len() - 4..].try_into().unwrap())
+    };
+    let (alice_uid, developers_gid) =
+        (OFFSET + rid("(sAMAccountName=alice)"), OFFSET + rid("(sAMAccountName=developers)"));
+    // Domain Users, every account's primary group (RID 513, MS-DTYP 2.4.2.4).
+    let line = format!("alice:x:{alice_uid}:{}:Alice Liddell:/home/alice:/bin/bash\n", OFFSET + 513);
+    for key in ["alice".to_owned(), alice_uid.to_string(), "alice@example.org".to_owned()] {
+        let out = ns.getent("passwd", &[&key]).unwrap();
+        assert_success(&out, &agent);
+        assert_eq!(out.stdout(), line, "getent passwd {key}");
+    }
+    for key in ["developers".to_owned(), developers_gid.to_string()] {
+        let out = ns.getent("group", &[&key]).unwrap();
+        assert_success(&out, &agent);
+        let expected = BTreeSet::from(["alice".to_owned(), "bob".to_owned()]);
+        assert_eq!(group_fields(&out), ("developers".to_owned(), developers_gid, expected), "getent group {key}");
+    }
+    let initgroups = ns.getent("initgroups", &["alice"]).unwrap();
+    assert_success(&initgroups, &agent);
+    assert!(initgroups.stdout().split_whitespace().any(|g| g == developers_gid.to_string()), "{initgroups}");
+    assert_pam_success(&pam.authenticate("alice@example.org", ALICE.password).unwrap(), &agent);
+    assert_pam_error(&pam.authenticate("alice@example.org", WRONG_PASSWORD).unwrap(), PamCode::AuthErr, &agent);
 }

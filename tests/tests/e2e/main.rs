@@ -11,6 +11,7 @@
 //! | `directories` | the same checks (users, groups, nested groups, `id`, initgroups, logins, account states, password change, offline login) against each directory layout: OpenLDAP with rfc2307 and rfc2307bis, 389 Directory Server |
 //! | `directory_policy` | the fixture's password policy and account states, with ldap-utils |
 //! | `ds389` | the 389 Directory Server harness: rfc2307bis data with nested groups and memberOf, TLS required for binds, Password Modify, restarts |
+//! | `samba_ad` | the Samba AD DC harness: a provisioned domain in its own namespaces, RFC 2307 users and nested groups, range retrieval, TLS required for binds, AD account states, a `unicodePwd` change, its DNS, gone after drop |
 //! | `docs` | the man pages render with `man -l` and groff without warnings; generated pages and completions match `lanyardctl generate` |
 //! | `pam_harness` | the pamtester and sshd runners, with Linux-PAM's own modules |
 //! | `nss` | lookups and enumeration through the module |
@@ -54,6 +55,7 @@ mod offline;
 mod package;
 mod pam;
 mod pam_harness;
+mod samba_ad;
 mod secrets;
 mod snapshot;
 mod ssh;
