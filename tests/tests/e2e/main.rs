@@ -8,6 +8,7 @@
 //! | module | area |
 //! | --- | --- |
 //! | `harness` | the fixture slapd and the agent runner themselves: TLS required (and the plaintext-only slapd), data loaded, stopped on drop, outages, restarts |
+//! | `big_groups` | a 1,000-member rfc2307bis group whose DNs each need a lookup is resolved while another client's lookup is answered |
 //! | `directories` | the same checks (users, groups, nested groups, `id`, initgroups, logins, account states, password change, offline login) against each directory layout: OpenLDAP with rfc2307 and rfc2307bis, 389 Directory Server |
 //! | `directory_policy` | the fixture's password policy and account states, with ldap-utils |
 //! | `ds389` | the 389 Directory Server harness: rfc2307bis data with nested groups and memberOf, TLS required for binds, Password Modify, restarts |
@@ -35,6 +36,7 @@
 mod abuse;
 mod authz;
 mod availability;
+mod big_groups;
 mod capture;
 mod clock;
 mod common;
