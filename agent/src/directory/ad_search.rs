@@ -41,7 +41,7 @@ impl LdapDirectory {
             }
         }
         let rest: Vec<String> = dns.iter().filter(|d| !found.contains_key(&dn::key(d))).cloned().collect();
-        let group_attrs = mapping::group_attributes(&self.groups);
+        let group_attrs = self.group_attributes();
         for chunk in rest.chunks(PER_FILTER) {
             let filter = format!("(&{}{})", self.groups.filter, any_dn(chunk));
             for entry in self.search(&self.groups.base, &filter, &group_attrs, true).await? {

@@ -237,7 +237,7 @@ impl LdapDirectory {
 
     /// The group entry `filter` finds, its members by DN resolved.
     async fn one_group(&self, filter: &str, key: &str, wanted: Option<&str>) -> Result<Option<Group>, DirectoryError> {
-        let entries = self.search(&self.groups.base, filter, &mapping::group_attributes(&self.groups), false).await?;
+        let entries = self.search(&self.groups.base, filter, &self.group_attributes(), false).await?;
         let map = |e: &SearchEntry| mapping::group_entry(e, &self.groups, wanted).map(|g| (g, e.dn.clone(), e.clone()));
         let Some((mut group, dn, entry)) = first_mapped(entries, map, "group", key) else { return Ok(None) };
         let member_dns = self.member_dns(&entry).await?;

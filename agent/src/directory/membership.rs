@@ -6,6 +6,7 @@
 //! list any group of the level before), never a walk over every group's member list.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::Mutex;
 
 use futures_util::{StreamExt, TryStreamExt, stream};
@@ -85,7 +86,7 @@ impl LdapDirectory {
     /// Every group, members by DN resolved; nested groups are found among the groups fetched,
     /// other DNs are asked of the directory once each.
     pub(super) async fn all_groups_by_dn(&self) -> Result<Vec<Result<Group, String>>, DirectoryError> {
-        let attrs = mapping::group_attributes(&self.groups);
+        let attrs = self.group_attributes();
         let map = |e: SearchEntry| mapping::group_entry(&e, &self.groups, None).map(|g| (g, e));
         let fetched = self.search_each(&self.groups.base, &self.groups.filter, &attrs, true, map).await?;
         let mut entries = Vec::with_capacity(fetched.len());
@@ -168,7 +169,7 @@ impl LdapDirectory {
         if let Some(entry) = self.entry_at(&dn, &self.users.filter, user_attrs).await? {
             return Ok(mapping::user_name(&entry.attrs, &self.users).map_or(Member::Neither, Member::User));
         }
-        let group_attrs = mapping::group_attributes(&self.groups);
+        let group_attrs = self.group_attributes();
         Ok(match self.entry_at(&dn, &self.groups.filter, &group_attrs).await? {
             Some(entry) => Member::Group {
                 dns: self.member_dns(&entry).await?,
@@ -184,26 +185,57 @@ impl LdapDirectory {
 /// The bound only stops a server that never says `*` (the last range).
 const MAX_RANGES: usize = 10_000;
 
+/// The first range asked for by name on AD. Windows DCs send at most MaxValRange (1,500)
+/// values of `member` and Samba sends all of them unless a range is named: asking for the first
+/// one makes both answer in ranges, so a big group is read the same way everywhere.
+const FIRST_RANGE: &str = "range=0-1499";
+
 impl LdapDirectory {
+    /// The attributes a group search asks for; on AD, the member DNs' first range by name.
+    pub(super) fn group_attributes(&self) -> Vec<String> {
+        let mut attrs = mapping::group_attributes(&self.groups);
+        if let (Schema::Ad, Some(member)) = (self.schema, &self.groups.member_dn) {
+            for attr in attrs.iter_mut().filter(|a| *a == member) {
+                *attr = format!("{member};{FIRST_RANGE}");
+            }
+        }
+        attrs
+    }
+
     /// Every member DN of a group entry: the `member_dn` values, and on a server that sends
     /// them in ranges, the rest fetched a range at a time.
     pub(super) async fn member_dns(&self, entry: &SearchEntry) -> Result<Vec<String>, DirectoryError> {
         let Some(attribute) = self.groups.member_dn.as_deref() else { return Ok(Vec::new()) };
-        let mut dns = mapping::member_dns(&entry.attrs, &self.groups);
-        let mut ranged = ranged_values(entry, attribute);
-        for _ in 0..MAX_RANGES {
-            let Some((values, next)) = ranged else { return Ok(dns) };
-            dns.extend(values);
-            let Some(start) = next else { return Ok(dns) };
+        let first = mapping::member_dns(&entry.attrs, &self.groups);
+        collect_ranges(entry, first, attribute, |start| async move {
             let wanted = [format!("{attribute};range={start}-*")];
-            ranged = match self.entry_at(&entry.dn, "(objectClass=*)", &wanted).await? {
-                Some(more) => ranged_values(&more, attribute),
-                None => None,
-            };
-        }
-        tracing::warn!("{}: more than {MAX_RANGES} ranges of {attribute}; the rest is left out", entry.dn);
-        Ok(dns)
+            self.entry_at(&entry.dn, "(objectClass=*)", &wanted).await
+        })
+        .await
     }
+}
+
+/// `first` (the plain values) and every range of `attribute`: those in `entry`, then each next
+/// one `next_range(start)` fetches, until the last (`...-*`) or an answer without a range.
+async fn collect_ranges<F, Fut>(
+    entry: &SearchEntry,
+    mut values: Vec<String>,
+    attribute: &str,
+    mut next_range: F,
+) -> Result<Vec<String>, DirectoryError>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: Future<Output = Result<Option<SearchEntry>, DirectoryError>>,
+{
+    let mut ranged = ranged_values(entry, attribute);
+    for _ in 0..MAX_RANGES {
+        let Some((more, next)) = ranged else { return Ok(values) };
+        values.extend(more);
+        let Some(start) = next else { return Ok(values) };
+        ranged = next_range(start).await?.and_then(|e| ranged_values(&e, attribute));
+    }
+    tracing::warn!("{}: more than {MAX_RANGES} ranges of {attribute}; the rest is left out", entry.dn);
+    Ok(values)
 }
 
 /// The values of `attribute;range=LOW-HIGH` in `entry`, and the start of the next range
@@ -271,6 +303,28 @@ mod tests {
     fn entry(key: &str, values: &[&str]) -> SearchEntry {
         let attrs = [(key.to_owned(), values.iter().map(|v| v.to_string()).collect())].into();
         SearchEntry { dn: "cn=big,dc=x".into(), attrs, bin_attrs: Default::default() }
+    }
+
+    #[tokio::test]
+    async fn ranges_are_fetched_one_after_the_other_until_the_last() {
+        let asked = std::sync::Mutex::new(Vec::new());
+        let next = |start: u64| {
+            asked.lock().unwrap().push(start);
+            let answer = match start {
+                2 => Some(entry("member;range=2-3", &["c", "d"])),
+                4 => Some(entry("member;range=4-*", &["e"])),
+                _ => None,
+            };
+            async move { Ok(answer) }
+        };
+        let first = entry("member;range=0-1", &["a", "b"]);
+        let all = collect_ranges(&first, Vec::new(), "member", next).await.unwrap();
+        assert_eq!(all, ["a", "b", "c", "d", "e"]);
+        assert_eq!(*asked.lock().unwrap(), [2, 4]);
+        // Plain values and no range: nothing more is asked.
+        let plain = entry("member", &["a"]);
+        let collected = collect_ranges(&plain, vec!["a".into()], "member", |_| async { panic!("asked for a range") });
+        assert_eq!(collected.await.unwrap(), ["a"]);
     }
 
     #[test]
