@@ -397,6 +397,12 @@ fn directory_config(
         return Err(error("directory.page_size", format!("{page_size} is outside 1..=100000")));
     }
     let id_mapping = raw.id_mapping.as_ref().map(|raw| id_mapping(raw, error)).transpose()?;
+    if id_mapping.is_some() && schema != Schema::Ad {
+        return Err(error(
+            "directory.id_mapping",
+            "maps ids from Active Directory SIDs: it needs schema = \"ad\"".into(),
+        ));
+    }
     Ok(DirectoryConfig {
         users: user_map(&raw.users, &base, schema, id_mapping.clone(), error)?,
         groups: group_map(&raw.groups, &base, schema, id_mapping, error)?,

@@ -217,6 +217,8 @@ fn id_mapping_has_documented_defaults_and_a_bounded_offset() {
     // Mapped ids: every person and group counts, with or without RFC 2307 attributes.
     assert_eq!(config.directory.users.filter, "(&(objectClass=user)(objectCategory=person))");
     assert_eq!(config.directory.groups.filter, "(objectClass=group)");
+    let message = error_of(&format!("{MINIMAL}[directory.id_mapping]\n"));
+    assert!(message.contains("directory.id_mapping") && message.contains("schema"), "{message}");
     for (line, key) in [
         ("offset = 999", "directory.id_mapping.offset"),
         ("offset = 4294967000", "directory.id_mapping.offset"),

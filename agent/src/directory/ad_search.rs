@@ -58,9 +58,20 @@ impl LdapDirectory {
         let Some(user_dn) = self.user_dn(user).await? else { return Ok(Vec::new()) };
         // A constructed attribute: AD computes it only for a base-scope search.
         let wanted = ["tokenGroups".to_owned()];
-        let Some(entry) = self.entry_at(&user_dn, "(objectClass=*)", &wanted).await? else { return Ok(Vec::new()) };
+        let Some(entry) = self.entry_at(&user_dn, "(objectClass=*)", &wanted).await? else {
+            return Err(DirectoryError::Server(format!("{user_dn}: the user's entry cannot be read for tokenGroups")));
+        };
         let sids: Vec<Sid> =
             mapping::binary_values(&entry, "tokenGroups").iter().filter_map(|v| Sid::parse(v)).collect();
+        // It always holds the primary group at least: none means the service account may not
+        // read it (hardened domains empty "Pre-Windows 2000 Compatible Access"). Saying "no
+        // groups" would be cached and shut the user out of every group-based rule.
+        if sids.is_empty() {
+            return Err(DirectoryError::Server(format!(
+                "{user_dn}: tokenGroups is empty or unreadable; the service account needs to read it \
+                 (Read tokenGroups, or membership of Pre-Windows 2000 Compatible Access)"
+            )));
+        }
         let mut gids = Vec::new();
         for chunk in sids.chunks(PER_FILTER) {
             let any: String = chunk.iter().map(Sid::filter).collect();

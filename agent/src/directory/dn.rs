@@ -16,8 +16,9 @@ fn parse(dn: &str) -> Option<Vec<Vec<Ava>>> {
     let mut rdn = Vec::new();
     // Only spaces are insignificant around separators (RFC 4514 3); a line break or tab is
     // part of a value.
-    let mut rest = dn.trim_matches(' ');
-    if rest.is_empty() {
+    // Spaces at the end are dropped by `value` unless escaped (`cn=a\ ` keeps its space).
+    let mut rest = dn.trim_start_matches(' ');
+    if rest.trim_end_matches(' ').is_empty() {
         return Some(rdns);
     }
     loop {
@@ -106,22 +107,31 @@ pub fn first_rdn_value(dn: &str, attribute: &str) -> Option<String> {
     }
 }
 
-/// A key equal for every spelling of one DN: spaces around separators, escapes and case do
-/// not matter. A DN that does not parse is its own key (lowercased).
+/// Whether the entry at `dn` lies under `base` (below it, not `base` itself): the RDNs after its
+/// first one end with `base`'s, compared as [`key`] compares them.
+pub fn is_below(dn: &str, base: &str) -> bool {
+    let (Some(dn), Some(base)) = (parse(dn), parse(base)) else { return false };
+    let rdn_keys = |rdns: &[Vec<Ava>]| rdns.iter().map(|rdn| rdn_key(rdn)).collect::<Vec<_>>();
+    let (dn, base) = (rdn_keys(&dn), rdn_keys(&base));
+    dn.len() > base.len() && dn.ends_with(&base)
+}
+
+/// A key equal for every spelling of one DN and different for different DNs: spaces around
+/// separators, escapes and case do not matter. Values are escaped again (RFC 4514 2.4) so a
+/// value holding `,` or `+` cannot pass for two RDNs; a DN that does not parse is its own key
+/// (lowercased), marked so that it cannot equal a parsed one.
 pub fn key(dn: &str) -> String {
-    let Some(rdns) = parse(dn) else { return dn.to_lowercase() };
-    let mut out = String::with_capacity(dn.len());
-    for (i, rdn) in rdns.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let mut avas: Vec<String> =
-            rdn.iter().map(|(kind, value)| format!("{kind}={}", value.to_lowercase())).collect();
-        // A multi-valued RDN's order carries no meaning.
-        avas.sort();
-        out.push_str(&avas.join("+"));
-    }
-    out
+    let Some(rdns) = parse(dn) else { return format!("\0unparsed:{}", dn.to_lowercase()) };
+    rdns.iter().map(|rdn| rdn_key(rdn)).collect::<Vec<_>>().join(",")
+}
+
+/// One RDN's part of a [`key`].
+fn rdn_key(rdn: &[Ava]) -> String {
+    let mut avas: Vec<String> =
+        rdn.iter().map(|(kind, value)| format!("{kind}={}", ldap3::dn_escape(value.to_lowercase()))).collect();
+    // A multi-valued RDN's order carries no meaning.
+    avas.sort();
+    avas.join("+")
 }
 
 #[cfg(test)]
@@ -145,6 +155,8 @@ mod tests {
         assert_eq!(first_rdn_value(r"cn=Smith\, John,ou=x", "cn").as_deref(), Some("Smith, John"));
         assert_eq!(first_rdn_value(r"cn=Jos\C3\A9,ou=x", "cn").as_deref(), Some("José"));
         assert_eq!(first_rdn_value(r"cn=\ lead and trail\ ,ou=x", "cn").as_deref(), Some(" lead and trail "));
+        assert_eq!(first_rdn_value(r"cn=trailing\ ", "cn").as_deref(), Some("trailing "));
+        assert_eq!(first_rdn_value("cn=trailing  ", "cn").as_deref(), Some("trailing"));
         assert_eq!(first_rdn_value(r"cn=a\2a\28,ou=x", "cn").as_deref(), Some("a*("));
         assert_eq!(first_rdn_value(r"cn=bad\q,ou=x", "cn"), None, "an unknown escape");
         assert_eq!(first_rdn_value(r"cn=\ff\fe,ou=x", "cn"), None, "not UTF-8");
@@ -163,6 +175,30 @@ mod tests {
         }
         assert_ne!(key("cn=developers,ou=groups,dc=example,dc=com"), canonical);
         assert_eq!(key("uid=a+cn=b,dc=x"), key("cn=b+uid=a,dc=x"));
-        assert_eq!(key("not a dn"), "not a dn");
+        assert_ne!(key("not a dn"), key("cn=not a dn"));
+    }
+
+    #[test]
+    fn below_a_base_means_under_it_whatever_the_spelling() {
+        let base = "ou=People,dc=example,dc=org";
+        assert!(is_below("uid=alice,ou=people,dc=example,dc=org", base));
+        assert!(is_below("uid=alice,ou=staff, OU=People,DC=example,DC=org", base));
+        assert!(!is_below("ou=people,dc=example,dc=org", base), "the base itself");
+        assert!(!is_below("uid=alice,ou=groups,dc=example,dc=org", base));
+        assert!(!is_below("uid=alice,ou=people,dc=example,dc=com", base));
+        assert!(!is_below(r"uid=alice\,ou=people,dc=example,dc=org", "dc=example,dc=org,x=y"));
+    }
+
+    /// Found in review: unescaped values joined with `,` and `+` made different DNs one key,
+    /// which let a crafted group stand in for another in the nesting walk.
+    #[test]
+    fn different_dns_never_share_a_key() {
+        for (a, b) in [
+            (r"cn=ops\,ou\=team,ou=groups,dc=x", "cn=ops,ou=team,ou=groups,dc=x"),
+            (r"cn=a\+uid\=b,dc=x", "uid=b+cn=a,dc=x"),
+            (r"cn=a\q,dc=x", r"cn=a\\q,dc=x"),
+        ] {
+            assert_ne!(key(a), key(b), "{a} / {b}");
+        }
     }
 }

@@ -19,6 +19,8 @@ use super::{DirectoryError, mapping};
 
 /// How long facts read from the server are trusted.
 const FACTS_LIFETIME: Duration = Duration::from_secs(600);
+/// After a failed refresh, how long the old facts serve before the next try.
+const FACTS_RETRY: Duration = Duration::from_secs(30);
 /// The Password Modify extended operation (RFC 3062).
 const PASSWORD_MODIFY_OID: &str = "1.3.6.1.4.1.4203.1.11.1";
 
@@ -53,7 +55,21 @@ impl LdapDirectory {
         {
             return Ok(facts.clone());
         }
-        let facts = Arc::new(self.read_facts().await?);
+        let facts = match (self.read_facts().await, cached.as_ref()) {
+            (Ok(facts), _) => Arc::new(facts),
+            // Facts change rarely: stale ones serve better than none while the server is
+            // away, and the next try waits a while rather than costing every request a budget.
+            (Err(why), Some((_, stale))) => {
+                warn!("directory: cannot read the server's facts again ({why}); keeping the ones read before");
+                let stale = stale.clone();
+                // Dated so that they count as due again after FACTS_RETRY (`checked_sub`: a
+                // monotonic clock may have started less than a lifetime ago).
+                let dated = Instant::now().checked_sub(FACTS_LIFETIME - FACTS_RETRY).unwrap_or_else(Instant::now);
+                *cached = Some((dated, stale.clone()));
+                return Ok(stale);
+            }
+            (Err(why), None) => return Err(why),
+        };
         if cached.as_ref().is_none_or(|(_, old)| **old != *facts) {
             info!(
                 "directory: password changes by {:?}{}",
@@ -63,6 +79,20 @@ impl LdapDirectory {
         }
         *cached = Some((Instant::now(), facts.clone()));
         Ok(facts)
+    }
+
+    /// With id mapping, the SID of the mapped domain (ids of its accounts only); `None` without.
+    pub(super) async fn mapped_domain(&self) -> Result<Option<Sid>, DirectoryError> {
+        if self.users.id_mapping.is_none() {
+            return Ok(None);
+        }
+        match self.facts().await?.domain_sid.clone() {
+            Some(sid) => Ok(Some(sid)),
+            None => Err(DirectoryError::Server(
+                "id mapping: the server gave no domain SID (defaultNamingContext's objectSid); is it Active Directory?"
+                    .into(),
+            )),
+        }
     }
 
     async fn read_facts(&self) -> Result<ServerFacts, DirectoryError> {

@@ -9,13 +9,6 @@ pub fn equality(object_filter: &str, attribute: &str, value: &str) -> String {
     format!("(&{object_filter}({attribute}={}))", ldap_escape(value))
 }
 
-/// `(&<object filter>(|(<a1>=<value>)(<a2>=<value>)...))`, the value escaped.
-pub fn equality_any(object_filter: &str, attributes: &[&str], value: &str) -> String {
-    let value = ldap_escape(value);
-    let any: String = attributes.iter().map(|a| format!("({a}={value})")).collect();
-    format!("(&{object_filter}(|{any}))")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -24,13 +17,6 @@ mod tests {
     fn metacharacters_are_escaped_so_the_filter_matches_only_the_literal() {
         let filter = equality("(objectClass=posixAccount)", "uid", "*)(uid=*\\\0");
         assert_eq!(filter, "(&(objectClass=posixAccount)(uid=\\2a\\29\\28uid=\\2a\\5c\\00))");
-        assert!(ldap3::parse_filter(&filter).is_ok());
-    }
-
-    #[test]
-    fn either_attribute_may_match_the_escaped_value() {
-        let filter = equality_any("(objectClass=user)", &["sAMAccountName", "userPrincipalName"], "a*@x");
-        assert_eq!(filter, "(&(objectClass=user)(|(sAMAccountName=a\\2a@x)(userPrincipalName=a\\2a@x)))");
         assert!(ldap3::parse_filter(&filter).is_ok());
     }
 

@@ -231,26 +231,57 @@ impl LdapDirectory {
 
     /// The user entry `filter` finds (`key` for the log).
     async fn one_user(&self, filter: &str, key: &str, wanted: Option<&str>) -> Result<Option<Passwd>, DirectoryError> {
+        let domain = self.mapped_domain().await?;
         let entries = self.search(&self.users.base, filter, &mapping::user_attributes(&self.users), false).await?;
-        Ok(first_mapped(entries, |e| mapping::user_entry(e, &self.users, wanted), "user", key))
+        Ok(first_mapped(entries, |e| mapping::user_entry(e, &self.users, wanted, domain.as_ref()), "user", key))
     }
 
     /// The group entry `filter` finds, its members by DN resolved.
     async fn one_group(&self, filter: &str, key: &str, wanted: Option<&str>) -> Result<Option<Group>, DirectoryError> {
+        let domain = self.mapped_domain().await?;
         let entries = self.search(&self.groups.base, filter, &self.group_attributes(), false).await?;
-        let map = |e: &SearchEntry| mapping::group_entry(e, &self.groups, wanted).map(|g| (g, e.dn.clone(), e.clone()));
+        let map = |e: &SearchEntry| {
+            mapping::group_entry(e, &self.groups, wanted, domain.as_ref()).map(|g| (g, e.dn.clone(), e.clone()))
+        };
         let Some((mut group, dn, entry)) = first_mapped(entries, map, "group", key) else { return Ok(None) };
         let member_dns = self.member_dns(&entry).await?;
         self.add_members_by_dn(&mut group, &dn, member_dns, &DirectoryResolver(self)).await?;
         Ok(Some(group))
     }
 
-    /// `(&<users.filter>(<name>=NAME))`, or with `users.login_alias` either attribute.
-    pub(super) fn user_name_filter(&self, name: &str) -> String {
-        match &self.users.login_alias {
-            None => filter::equality(&self.users.filter, &self.users.name, name),
-            Some(alias) => filter::equality_any(&self.users.filter, &[&self.users.name, alias], name),
+    /// The user entry a login name names, with `attrs` (which must include the mapped ones),
+    /// and what it maps to: the entry whose `users.name` is exactly `name`; failing that, with
+    /// `users.login_alias`, the one entry whose alias is exactly `name`, and only for a name with
+    /// an `@` (a principal name: never one a local account such as root has). An alias two
+    /// entries claim names nobody: whoever can write their own alias must not pick who they log
+    /// in as.
+    pub(super) async fn find_user(
+        &self,
+        name: &str,
+        attrs: &[String],
+    ) -> Result<Option<(SearchEntry, Passwd)>, DirectoryError> {
+        let domain = self.mapped_domain().await?;
+        let by_name = filter::equality(&self.users.filter, &self.users.name, name);
+        let entries = self.search(&self.users.base, &by_name, attrs, false).await?;
+        let exact =
+            |e: &SearchEntry| mapping::user_entry(e, &self.users, Some(name), domain.as_ref()).map(|p| (e.clone(), p));
+        if let Some(found) = first_mapped(entries, exact, "user", name) {
+            return Ok(Some(found));
         }
+        let Some(alias) = self.users.login_alias.as_deref().filter(|_| name.contains('@')) else { return Ok(None) };
+        let by_alias = filter::equality(&self.users.filter, alias, name);
+        let entries = self.search(&self.users.base, &by_alias, attrs, false).await?;
+        let mut claimed: Vec<(SearchEntry, Passwd)> = entries
+            .into_iter()
+            .filter(|e| mapping::has_alias(&e.attrs, &self.users, name))
+            .filter_map(|e| mapping::user_entry(&e, &self.users, None, domain.as_ref()).ok().map(|p| (e, p)))
+            .collect();
+        if claimed.len() > 1 {
+            let who: Vec<&str> = claimed.iter().map(|(e, _)| e.dn.as_str()).collect();
+            warn!("{alias} {name:?} is claimed by {} entries ({}): refused", who.len(), who.join("; "));
+            return Ok(None);
+        }
+        Ok(claimed.pop())
     }
 
     /// The filter for the entry with this uid or gid: by `attribute`, or with id mapping by the
@@ -312,7 +343,8 @@ fn map_all<T>(entries: Vec<Result<T, String>>, name: impl Fn(&T) -> &str, kind: 
 
 impl Directory for LdapDirectory {
     async fn user_by_name(&self, name: &str) -> Result<Option<Passwd>, DirectoryError> {
-        self.one_user(&self.user_name_filter(name), name, Some(name)).await
+        let found = self.find_user(name, &mapping::user_attributes(&self.users)).await?;
+        Ok(found.map(|(_, passwd)| passwd))
     }
 
     async fn user_by_uid(&self, uid: u32) -> Result<Option<Passwd>, DirectoryError> {
@@ -346,7 +378,9 @@ impl Directory for LdapDirectory {
             self.search(&self.groups.base, &filter, std::slice::from_ref(&self.groups.gid_number), true).await?;
         let mut gids: Vec<u32> = entries
             .iter()
-            .filter_map(|e| mapping::gid_entry(e, &self.groups).inspect_err(|why| debug!("group skipped: {why}")).ok())
+            .filter_map(|e| {
+                mapping::gid_entry(e, &self.groups, None).inspect_err(|why| debug!("group skipped: {why}")).ok()
+            })
             .filter(|&gid| gid != 0)
             .collect();
         gids.sort_unstable();
@@ -356,7 +390,8 @@ impl Directory for LdapDirectory {
 
     async fn all_users(&self) -> Result<Vec<Passwd>, DirectoryError> {
         let attrs = mapping::user_attributes(&self.users);
-        let map = |e: SearchEntry| mapping::user_entry(&e, &self.users, None);
+        let domain = self.mapped_domain().await?;
+        let map = |e: SearchEntry| mapping::user_entry(&e, &self.users, None, domain.as_ref());
         let entries = self.search_each(&self.users.base, &self.users.filter, &attrs, true, map).await?;
         Ok(map_all(entries, |p| &p.name, "user"))
     }
@@ -400,7 +435,7 @@ impl Directory for LdapDirectory {
             return Ok(map_all(self.all_groups_by_dn().await?, |g| &g.name, "group"));
         }
         let attrs = mapping::group_attributes(&self.groups);
-        let map = |e: SearchEntry| mapping::group_entry(&e, &self.groups, None);
+        let map = |e: SearchEntry| mapping::group_entry(&e, &self.groups, None, None);
         let entries = self.search_each(&self.groups.base, &self.groups.filter, &attrs, true, map).await?;
         Ok(map_all(entries, |g| &g.name, "group"))
     }

@@ -17,7 +17,7 @@ use tracing::warn;
 use super::ad;
 use super::ad_search::{self, AdAccount};
 use super::facts::PasswordProtocol;
-use super::ldap::{AfterUse, LdapDirectory, first_mapped};
+use super::ldap::{AfterUse, LdapDirectory};
 use super::pool::{bind_result, ldap3_result_text};
 use super::{AccountState, DirectoryError, PasswordChange, PasswordCheck, mapping};
 use crate::config::Schema;
@@ -44,18 +44,11 @@ enum OnLostConnection {
 impl LdapDirectory {
     /// The user's entry with the attributes logins need, found as the service account.
     async fn login_entry(&self, user: &str) -> Result<Option<(SearchEntry, Passwd)>, DirectoryError> {
-        let filter = self.user_name_filter(user);
         let mut attrs = mapping::user_attributes(&self.users);
         let extra: &[&str] =
             if self.schema == Schema::Ad { &ad_search::ACCOUNT_ATTRIBUTES } else { &ACCOUNT_ATTRIBUTES };
         attrs.extend(extra.iter().map(|a| (*a).to_owned()));
-        let entries = self.search(&self.users.base, &filter, &attrs, false).await?;
-        Ok(first_mapped(
-            entries,
-            |e| mapping::user_entry(e, &self.users, Some(user)).map(|p| (e.clone(), p)),
-            "user",
-            user,
-        ))
+        self.find_user(user, &attrs).await
     }
 
     /// Runs `op` on a binder connection nobody else is using, within one `directory.timeout`.
@@ -160,11 +153,15 @@ impl LdapDirectory {
         }))
     }
 
+    /// Whether the entry `user` names (see `find_user`) matches `extra`: that entry, asked
+    /// again at its own DN, never any other entry that happens to match the name.
     pub(super) async fn user_matches_filter(&self, user: &str, extra: &str) -> Result<bool, DirectoryError> {
-        let filter = format!("(&{}{extra})", self.user_name_filter(user));
-        // "1.1": no attributes, only whether an entry matches (RFC 4511 4.5.1.8).
-        let entries = self.search(&self.users.base, &filter, &["1.1".to_owned()], false).await?;
-        Ok(!entries.is_empty())
+        let Some((entry, _)) = self.find_user(user, &mapping::user_attributes(&self.users)).await? else {
+            return Ok(false);
+        };
+        let filter = format!("(&{}{extra})", self.users.filter);
+        // "1.1": no attributes, only whether the entry matches (RFC 4511 4.5.1.8).
+        Ok(self.entry_at(&entry.dn, &filter, &["1.1".to_owned()]).await?.is_some())
     }
 
     pub(super) async fn change_password_of(

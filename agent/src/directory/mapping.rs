@@ -52,9 +52,16 @@ pub fn user(attrs: &HashMap<String, Vec<String>>, map: &UserMap, wanted: Option<
 
 /// [`user`] for a whole entry: with `map.id_mapping`, the uid comes from `objectSid` and the
 /// primary gid from `primaryGroupID`, and a missing home or shell from the mapping's defaults.
-pub fn user_entry(entry: &SearchEntry, map: &UserMap, wanted: Option<&str>) -> Result<Passwd, String> {
+/// `domain` is the mapped domain's SID: an account of any other (a BUILTIN group, another
+/// domain's account in a Global Catalog) has no mapped id, as RIDs repeat across domains.
+pub fn user_entry(
+    entry: &SearchEntry,
+    map: &UserMap,
+    wanted: Option<&str>,
+    domain: Option<&Sid>,
+) -> Result<Passwd, String> {
     let Some(mapping) = &map.id_mapping else { return user(&entry.attrs, map, wanted) };
-    let rid = object_sid(entry)?.rid();
+    let rid = domain_rid(entry, domain)?;
     let primary = id(&entry.attrs, "primaryGroupID")?;
     let mapped = |rid| ad::mapped_id(mapping.offset, rid).ok_or_else(|| format!("RID {rid} is past the id range"));
     user_with_ids(&entry.attrs, map, wanted, (mapped(rid)?, mapped(primary)?), Some(mapping))
@@ -70,16 +77,7 @@ fn user_with_ids(
     (uid, gid): (u32, u32),
     defaults: Option<&IdMapping>,
 ) -> Result<Passwd, String> {
-    let name = match (wanted, &map.login_alias) {
-        // Found by its alias (`alice@example.org`): known by its name from here on.
-        (Some(w), Some(alias)) if !values(attrs, &map.name).iter().any(|n| n == w) => {
-            if !values(attrs, alias).iter().any(|a| a == w) {
-                return Err("no value matches the requested name exactly".into());
-            }
-            pick_name(values(attrs, &map.name), None)?
-        }
-        _ => pick_name(values(attrs, &map.name), wanted)?,
-    };
+    let name = pick_name(values(attrs, &map.name), wanted)?;
     if uid == 0 || gid == 0 {
         return Err("uid 0 and primary gid 0 are refused from the directory".into());
     }
@@ -120,25 +118,40 @@ fn group_with_gid(
 }
 
 /// [`group`] for a whole entry: with `map.id_mapping`, the gid comes from `objectSid`.
-pub fn group_entry(entry: &SearchEntry, map: &GroupMap, wanted: Option<&str>) -> Result<Group, String> {
+pub fn group_entry(
+    entry: &SearchEntry,
+    map: &GroupMap,
+    wanted: Option<&str>,
+    domain: Option<&Sid>,
+) -> Result<Group, String> {
     let mut group = match &map.id_mapping {
         None => return group(&entry.attrs, map, wanted),
         // The gid below replaces this one; `group` must not refuse a group for lacking it.
         Some(_) => group_with_gid(&entry.attrs, map, wanted, u32::MAX)?,
     };
-    group.gid = gid_entry(entry, map)?;
+    group.gid = gid_entry(entry, map, domain)?;
     Ok(group)
 }
 
 /// [`gid`] for a whole entry (see [`group_entry`]).
-pub fn gid_entry(entry: &SearchEntry, map: &GroupMap) -> Result<u32, String> {
+pub fn gid_entry(entry: &SearchEntry, map: &GroupMap, domain: Option<&Sid>) -> Result<u32, String> {
     match &map.id_mapping {
         None => gid(&entry.attrs, map),
         Some(mapping) => {
-            let rid = object_sid(entry)?.rid();
+            let rid = domain_rid(entry, domain)?;
             ad::mapped_id(mapping.offset, rid).ok_or_else(|| format!("RID {rid} is past the id range"))
         }
     }
+}
+
+/// The RID of the entry's `objectSid`, which must be an account of `domain`.
+fn domain_rid(entry: &SearchEntry, domain: Option<&Sid>) -> Result<u32, String> {
+    let sid = object_sid(entry)?;
+    let domain = domain.ok_or("the mapped domain's SID is not known")?;
+    if sid.domain().as_ref() != Some(domain) {
+        return Err(format!("{sid} is not an account of the mapped domain {domain}"));
+    }
+    Ok(sid.rid())
 }
 
 /// The entry's `objectSid`.
@@ -158,11 +171,10 @@ pub fn member_dns(attrs: &HashMap<String, Vec<String>>, map: &GroupMap) -> Vec<S
     map.member_dn.as_deref().map_or_else(Vec::new, |attribute| values(attrs, attribute).to_vec())
 }
 
-/// Whether the user entry carries exactly `name` (LDAP matched it without regard to case), as
-/// its name or its `login_alias`.
-pub fn has_name(attrs: &HashMap<String, Vec<String>>, map: &UserMap, name: &str) -> bool {
-    let alias = map.login_alias.as_deref().map_or(&[][..], |alias| values(attrs, alias));
-    values(attrs, &map.name).iter().chain(alias).any(|n| n == name)
+/// Whether the user entry carries exactly `alias` in `map.login_alias` (LDAP matched it
+/// without regard to case). The entry is then known by its own name, not the alias.
+pub fn has_alias(attrs: &HashMap<String, Vec<String>>, map: &UserMap, alias: &str) -> bool {
+    map.login_alias.as_deref().is_some_and(|attribute| values(attrs, attribute).iter().any(|a| a == alias))
 }
 
 /// The group's members by name (`map.member`), valid names only.
@@ -316,13 +328,20 @@ mod tests {
         let (users, groups) = ad_maps("[directory.id_mapping]\noffset = 100000\n");
         let alice =
             ad_entry(&[("sAMAccountName", &["alice"]), ("primaryGroupID", &["513"]), ("uidNumber", &["5"])], sid(1104));
-        let passwd = user_entry(&alice, &users, Some("alice")).unwrap();
+        let domain = Sid::parse(&sid(0)).unwrap().domain().unwrap();
+        let domain = Some(&domain);
+        let passwd = user_entry(&alice, &users, Some("alice"), domain).unwrap();
         assert_eq!((passwd.uid, passwd.gid), (101_104, 100_513), "uidNumber is ignored under id mapping");
         assert_eq!((passwd.home.as_str(), passwd.shell.as_str()), ("/home/alice", "/bin/sh"));
         let group = ad_entry(&[("sAMAccountName", &["dev"])], sid(1110));
-        assert_eq!(group_entry(&group, &groups, Some("dev")).unwrap().gid, 101_110);
+        assert_eq!(group_entry(&group, &groups, Some("dev"), domain).unwrap().gid, 101_110);
+        // BUILTIN\Administrators (S-1-5-32-544): not of the mapped domain, so no id at all.
+        let builtin = [1, 2, 0, 0, 0, 0, 0, 5, 32, 0, 0, 0, 0x20, 2, 0, 0];
+        let administrators = ad_entry(&[("sAMAccountName", &["Administrators"])], builtin.to_vec());
+        assert!(gid_entry(&administrators, &groups, domain).unwrap_err().contains("not an account of"));
+        assert!(user_entry(&alice, &users, Some("alice"), None).is_err(), "no domain known: no mapped id");
         let no_sid = SearchEntry { bin_attrs: Default::default(), ..alice.clone() };
-        assert!(user_entry(&no_sid, &users, None).is_err());
+        assert!(user_entry(&no_sid, &users, None, domain).is_err());
     }
 
     #[test]
@@ -334,12 +353,12 @@ mod tests {
             ("gidNumber", &["10000"]),
             ("unixHomeDirectory", &["/home/alice"]),
         ];
-        let passwd = user_entry(&ad_entry(attrs, sid(1104)), &users, Some("alice")).unwrap();
+        let passwd = user_entry(&ad_entry(attrs, sid(1104)), &users, Some("alice"), None).unwrap();
         assert_eq!((passwd.uid, passwd.gid, passwd.home.as_str()), (10001, 10000, "/home/alice"));
     }
 
     #[test]
-    fn a_login_alias_finds_the_user_who_keeps_their_name() {
+    fn a_login_alias_is_checked_exactly_and_is_never_taken_for_a_name() {
         let (users, _) = ad_maps("[directory.users]\nlogin_alias = \"userPrincipalName\"\n");
         let attrs = entry(&[
             ("sAMAccountName", &["alice"]),
@@ -347,10 +366,11 @@ mod tests {
             ("uidNumber", &["10001"]),
             ("gidNumber", &["10000"]),
         ]);
-        assert_eq!(user(&attrs, &users, Some("alice@example.org")).unwrap().name, "alice");
-        assert_eq!(user(&attrs, &users, Some("alice")).unwrap().name, "alice");
-        assert!(user(&attrs, &users, Some("ALICE@example.org")).is_err());
-        assert!(has_name(&attrs, &users, "alice@example.org") && !has_name(&attrs, &users, "bob"));
+        // The alias is not a name: an entry found by it is mapped by its own name.
+        assert!(user(&attrs, &users, Some("alice@example.org")).is_err());
+        assert_eq!(user(&attrs, &users, None).unwrap().name, "alice");
+        assert!(has_alias(&attrs, &users, "alice@example.org"));
+        assert!(!has_alias(&attrs, &users, "ALICE@example.org") && !has_alias(&attrs, &users, "alice"));
     }
 
     #[test]

@@ -43,14 +43,21 @@ pub struct Expansion {
     pub truncated: bool,
 }
 
+/// Where member DNs name their users without a search: `uid=NAME,...` (`attribute`) under the
+/// users' base. A DN elsewhere (stale, or outside the users the agent serves) is looked up.
+pub struct Users<'a> {
+    pub attribute: &'a str,
+    pub base: &'a str,
+}
+
 /// The members of the group at `group_dn` whose own values are `dns` and `names`, groups
-/// within it followed `depth` levels down. `user_attribute` is the user name attribute.
+/// within it followed `depth` levels down.
 pub async fn expand(
     group_dn: &str,
     dns: Vec<String>,
     names: Vec<String>,
     depth: u32,
-    user_attribute: &str,
+    users: &Users<'_>,
     resolver: &impl Resolve,
 ) -> Result<Expansion, DirectoryError> {
     let mut visited = HashSet::from([dn::key(group_dn)]);
@@ -66,7 +73,7 @@ pub async fn expand(
             if !visited.insert(dn::key(&member)) {
                 continue;
             }
-            match dn::first_rdn_value(&member, user_attribute) {
+            match dn::first_rdn_value(&member, users.attribute).filter(|_| dn::is_below(&member, users.base)) {
                 Some(name) => found.push(name),
                 None => asked.push(member),
             }
@@ -175,7 +182,7 @@ mod tests {
 
     async fn run(fake: &Fake, top: &str, depth: u32) -> Expansion {
         let (dns, names) = fake.groups[&dn::key(&group_dn(top))].clone();
-        expand(&group_dn(top), dns, names, depth, "uid", fake).await.unwrap()
+        expand(&group_dn(top), dns, names, depth, &Users { attribute: "uid", base: "dc=x" }, fake).await.unwrap()
     }
 
     #[tokio::test]

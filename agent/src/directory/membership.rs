@@ -14,8 +14,9 @@ use lanyard_proto::Group;
 use ldap3::{Scope, SearchEntry, ldap_escape};
 use tracing::debug;
 
-use super::ldap::{LdapDirectory, first_mapped};
-use super::members::{self, Member, Resolve};
+use super::ldap::LdapDirectory;
+use super::members::{self, Member, Resolve, Users};
+use super::pool::ldap3_result_text;
 use super::{DirectoryError, dn, mapping};
 use crate::config::Schema;
 
@@ -24,8 +25,12 @@ use crate::config::Schema;
 const CONCURRENT_LOOKUPS: usize = 16;
 /// Group DNs per `(|(member=...)...)` filter when climbing to the groups that contain them.
 const DNS_PER_FILTER: usize = 50;
-/// LDAP result noSuchObject (RFC 4511 A.2): a member DN that names nothing.
+/// LDAP results (RFC 4511 A.2) after which a member DN is left out rather than failing its
+/// group: it names nothing, lies outside this server, is not a DN, or is closed to us.
 const NO_SUCH_OBJECT: u32 = 32;
+const REFERRAL: u32 = 10;
+const INVALID_DN_SYNTAX: u32 = 34;
+const INSUFFICIENT_ACCESS: u32 = 50;
 
 impl LdapDirectory {
     /// Replaces `group.members` with its named members followed by those given by DN, groups
@@ -42,7 +47,8 @@ impl LdapDirectory {
         }
         let names = std::mem::take(&mut group.members);
         let depth = self.groups.nesting_depth;
-        group.members = members::expand(group_dn, member_dns, names, depth, &self.users.name, resolver).await?.names;
+        let users = Users { attribute: &self.users.name, base: &self.users.base };
+        group.members = members::expand(group_dn, member_dns, names, depth, &users, resolver).await?.names;
         Ok(())
     }
 
@@ -87,7 +93,8 @@ impl LdapDirectory {
     /// other DNs are asked of the directory once each.
     pub(super) async fn all_groups_by_dn(&self) -> Result<Vec<Result<Group, String>>, DirectoryError> {
         let attrs = self.group_attributes();
-        let map = |e: SearchEntry| mapping::group_entry(&e, &self.groups, None).map(|g| (g, e));
+        let domain = self.mapped_domain().await?;
+        let map = |e: SearchEntry| mapping::group_entry(&e, &self.groups, None, domain.as_ref()).map(|g| (g, e));
         let fetched = self.search_each(&self.groups.base, &self.groups.filter, &attrs, true, map).await?;
         let mut entries = Vec::with_capacity(fetched.len());
         for entry in fetched {
@@ -114,18 +121,10 @@ impl LdapDirectory {
         Ok(out)
     }
 
-    /// The DN of the user entry named exactly `user`.
+    /// The DN of the user entry `user` names (see `find_user`).
     pub(super) async fn user_dn(&self, user: &str) -> Result<Option<String>, DirectoryError> {
-        let filter = self.user_name_filter(user);
-        let mut attrs = vec![self.users.name.clone()];
-        attrs.extend(self.users.login_alias.clone());
-        let entries = self.search(&self.users.base, &filter, &attrs, false).await?;
-        let exact = |e: &SearchEntry| {
-            mapping::has_name(&e.attrs, &self.users, user)
-                .then(|| e.dn.clone())
-                .ok_or_else(|| "no value matches the requested name exactly".to_owned())
-        };
-        Ok(first_mapped(entries, exact, "user", user))
+        let found = self.find_user(user, &mapping::user_attributes(&self.users)).await?;
+        Ok(found.map(|(entry, _)| entry.dn))
     }
 
     /// The DNs and gids of the groups matching `filter` (paged); groups without a usable gid
@@ -135,7 +134,8 @@ impl LdapDirectory {
         if self.groups.id_mapping.is_some() {
             attrs.push("objectSid".into());
         }
-        let map = |e: SearchEntry| mapping::gid_entry(&e, &self.groups).map(|gid| (e.dn, gid));
+        let domain = self.mapped_domain().await?;
+        let map = |e: SearchEntry| mapping::gid_entry(&e, &self.groups, domain.as_ref()).map(|gid| (e.dn, gid));
         let entries = self.search_each(&self.groups.base, filter, &attrs, true, map).await?;
         Ok(entries
             .into_iter()
@@ -155,7 +155,14 @@ impl LdapDirectory {
         self.with_retry("member lookup", |mut ldap| async move {
             let found = ldap.search(dn, Scope::Base, filter, attrs.to_vec()).await?;
             match found.1.rc {
+                // A member DN may be stale, outside what this server holds (a referral), not a
+                // DN at all, or closed to the service account: that member is left out, the
+                // rest of the group still counts.
                 NO_SUCH_OBJECT => Ok(None),
+                rc @ (REFERRAL | INVALID_DN_SYNTAX | INSUFFICIENT_ACCESS) => {
+                    tracing::warn!("{dn}: left out ({})", ldap3_result_text(rc, &found.1.text));
+                    Ok(None)
+                }
                 _ => Ok(found.success()?.0.into_iter().next().map(SearchEntry::construct)),
             }
         })
@@ -228,10 +235,19 @@ where
     Fut: Future<Output = Result<Option<SearchEntry>, DirectoryError>>,
 {
     let mut ranged = ranged_values(entry, attribute);
+    let mut expected_low = 0;
     for _ in 0..MAX_RANGES {
-        let Some((more, next)) = ranged else { return Ok(values) };
+        let Some(Range { low, values: more, next }) = ranged else { return Ok(values) };
+        // Each answer must start where it was asked to: a server repeating a range would
+        // otherwise be asked for the same values again and again.
+        if low != expected_low {
+            let why =
+                format!("{}: asked for {attribute} from {expected_low}, the server sent a range from {low}", entry.dn);
+            return Err(DirectoryError::Server(why));
+        }
         values.extend(more);
         let Some(start) = next else { return Ok(values) };
+        expected_low = start;
         ranged = next_range(start).await?.and_then(|e| ranged_values(&e, attribute));
     }
     tracing::warn!("{}: more than {MAX_RANGES} ranges of {attribute}; the rest is left out", entry.dn);
@@ -240,20 +256,31 @@ where
 
 /// The values of `attribute;range=LOW-HIGH` in `entry`, and the start of the next range
 /// (`None` once HIGH is `*`, the last).
-fn ranged_values(entry: &SearchEntry, attribute: &str) -> Option<(Vec<String>, Option<u64>)> {
+fn ranged_values(entry: &SearchEntry, attribute: &str) -> Option<Range> {
     entry.attrs.iter().find_map(|(key, values)| {
         let (name, options) = key.split_once(';')?;
         let bounds = options.get(..6).filter(|o| o.eq_ignore_ascii_case("range="))?;
-        let (_, high) = options[bounds.len()..].split_once('-')?;
+        let (low, high) = options[bounds.len()..].split_once('-')?;
         if !name.eq_ignore_ascii_case(attribute) {
             return None;
         }
+        let low = low.parse::<u64>().ok()?;
         let next = match high {
             "*" => None,
-            high => Some(high.parse::<u64>().ok()? + 1),
+            // A range that ends before it starts, or at the end of the numbers, is not one.
+            high => Some(high.parse::<u64>().ok().filter(|high| *high >= low)?.checked_add(1)?),
         };
-        Some((values.clone(), next))
+        Some(Range { low, values: values.clone(), next })
     })
+}
+
+/// One range of a multi-valued attribute's values.
+#[derive(Debug, PartialEq, Eq)]
+struct Range {
+    low: u64,
+    values: Vec<String>,
+    /// Where the next range starts; `None` after the last.
+    next: Option<u64>,
 }
 
 fn sorted(mut gids: Vec<u32>) -> Vec<u32> {
@@ -321,6 +348,9 @@ mod tests {
         let all = collect_ranges(&first, Vec::new(), "member", next).await.unwrap();
         assert_eq!(all, ["a", "b", "c", "d", "e"]);
         assert_eq!(*asked.lock().unwrap(), [2, 4]);
+        // A server answering with the same range again is an error, not a loop.
+        let stuck = |_| async { Ok(Some(entry("member;range=0-1", &["a", "b"]))) };
+        assert!(collect_ranges(&first, Vec::new(), "member", stuck).await.is_err());
         // Plain values and no range: nothing more is asked.
         let plain = entry("member", &["a"]);
         let collected = collect_ranges(&plain, vec!["a".into()], "member", |_| async { panic!("asked for a range") });
@@ -329,11 +359,12 @@ mod tests {
 
     #[test]
     fn ranges_say_where_the_next_one_starts_until_the_last() {
-        assert_eq!(
-            ranged_values(&entry("member;range=0-1499", &["a"]), "member"),
-            Some((vec!["a".into()], Some(1500)))
-        );
-        assert_eq!(ranged_values(&entry("Member;Range=1500-*", &["b"]), "member"), Some((vec!["b".into()], None)));
+        let range =
+            |low, values: &[&str], next| Range { low, values: values.iter().map(|v| v.to_string()).collect(), next };
+        assert_eq!(ranged_values(&entry("member;range=0-1499", &["a"]), "member"), Some(range(0, &["a"], Some(1500))));
+        assert_eq!(ranged_values(&entry("Member;Range=1500-*", &["b"]), "member"), Some(range(1500, &["b"], None)));
+        assert_eq!(ranged_values(&entry("member;range=5-4", &["a"]), "member"), None);
+        assert_eq!(ranged_values(&entry("member;range=0-18446744073709551615", &["a"]), "member"), None);
         assert_eq!(ranged_values(&entry("member", &["a"]), "member"), None);
         assert_eq!(ranged_values(&entry("uniqueMember;range=0-9", &["a"]), "member"), None);
         assert_eq!(ranged_values(&entry("member;range=0-x", &["a"]), "member"), None);
