@@ -213,7 +213,7 @@ mod tests {
         let alice: Vec<_> = transitive_groups("alice").into_iter().collect();
         assert_eq!(alice, ["admins", "developers", "eng", "everyone", "loop-a", "loop-b", "ops"]);
         let bob: Vec<_> = transitive_groups("bob").into_iter().collect();
-        assert_eq!(bob, ["developers", "eng", "everyone"]);
+        assert_eq!(bob, ["developers", "eng", "everyone", "loop-a", "loop-b"]);
         assert!(transitive_groups("outsider").is_empty());
         let gids: BTreeSet<u32> = groups().iter().map(|g| g.gid).collect();
         assert_eq!(gids.len(), groups().len(), "two groups share a gid");
