@@ -14,10 +14,13 @@ set -euo pipefail
 # namespaces (`ip` brings their lo up) and loads it with ldb-tools' ldbmodify before the first
 # start. --no-install-recommends keeps krb5-config out (it would write /etc/krb5.conf);
 # samba-ad-provision is only a Recommends of samba, so it is named here.
+# dnsmasq-base: the discovery tests (tests/src/dns.rs) serve SRV records from dnsmasq on the
+# loopback of a private network namespace; dnsmasq-base is the program alone (the `dnsmasq`
+# package would also install and start a system service).
 packages=(slapd ldap-utils libpam0g-dev libclang-dev pamtester util-linux ca-certificates
   openssh-server openssh-client sshpass libfaketime
   python3-prometheus-client man-db groff-base file gdb g++ 389-ds-base libnss3-tools
-  samba samba-ad-dc samba-ad-provision winbind krb5-user ldb-tools iproute2)
+  samba samba-ad-dc samba-ad-provision winbind krb5-user ldb-tools iproute2 dnsmasq-base)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

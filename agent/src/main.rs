@@ -118,7 +118,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let service = Arc::new(Service::with_metrics(directory, &config, health.clone(), persist, metrics.clone()));
     tokio::spawn(trim_after_bursts(metrics.clone()));
     let listener = bind(&config.socket)?;
-    info!(socket = %config.socket.display(), servers = config.directory.servers.len(), "listening");
+    match &config.directory.discovery {
+        None => info!(socket = %config.socket.display(), servers = config.directory.servers.len(), "listening"),
+        Some(srv) => {
+            info!(socket = %config.socket.display(), servers = %srv.record_name(), "listening; servers from DNS")
+        }
+    }
     // systemd (Type=notify in packaging/lanyardd.service): the socket accepts connections from
     // here on, so units ordered after lanyardd may look users up. Without NOTIFY_SOCKET (tests,
     // a shell) this does nothing; a failure to notify is logged, never fatal.
@@ -175,6 +180,14 @@ fn announce_risks(config: &Config) {
                 "directory.tls = \"danger-plaintext\": the bind password and every answer cross the network in clear"
             );
         }
+    }
+    if let Some(srv) = &config.directory.discovery
+        && srv.transport == Transport::DangerPlaintext
+    {
+        warn!(
+            records = %srv.record_name(),
+            "directory.tls = \"danger-plaintext\": the bind password and every answer cross the network in clear"
+        );
     }
     if config.directory.service_account.is_none() {
         warn!("no directory.bind_dn: searching anonymously");

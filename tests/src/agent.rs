@@ -30,6 +30,8 @@ const LOG_ENV: &str = "LANYARD_TEST_AGENT_LOG";
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
     pub uris: Vec<String>,
+    /// `[directory] domain`: written instead of `uris` when set (servers from DNS SRV records).
+    pub domain: Option<String>,
     pub base: String,
     /// `starttls`, `ldaps` or `danger-plaintext`.
     pub tls: String,
@@ -63,6 +65,7 @@ impl AgentConfig {
     pub fn new(uris: Vec<String>, ca_file: &Path, bind_password_file: &Path) -> Self {
         AgentConfig {
             uris,
+            domain: None,
             base: BASE_DN.into(),
             tls: "starttls".into(),
             ca_file: Some(ca_file.into()),
@@ -88,6 +91,12 @@ impl AgentConfig {
 
     pub fn uris(mut self, uris: Vec<String>) -> Self {
         self.uris = uris;
+        self
+    }
+
+    /// `domain = DOMAIN` instead of `uris`: the agent finds its servers in DNS.
+    pub fn domain(mut self, domain: &str) -> Self {
+        self.domain = Some(domain.into());
         self
     }
 
@@ -151,13 +160,14 @@ impl AgentConfig {
         }
         let mut t =
             format!("socket = \"{}\"\ncache_dir = \"{}\"\n\n[directory]\n", toml_str(socket), toml_str(cache_dir));
-        let uris: Vec<String> = self.uris.iter().map(|u| format!("\"{}\"", escape(u))).collect();
-        t += &format!(
-            "uris = [{}]\nbase = \"{}\"\ntls = \"{}\"\n",
-            uris.join(", "),
-            escape(&self.base),
-            escape(&self.tls)
-        );
+        match &self.domain {
+            Some(domain) => t += &format!("domain = \"{}\"\n", escape(domain)),
+            None => {
+                let uris: Vec<String> = self.uris.iter().map(|u| format!("\"{}\"", escape(u))).collect();
+                t += &format!("uris = [{}]\n", uris.join(", "));
+            }
+        }
+        t += &format!("base = \"{}\"\ntls = \"{}\"\n", escape(&self.base), escape(&self.tls));
         if let Some(ca) = &self.ca_file {
             t += &format!("ca_file = \"{}\"\n", toml_str(ca));
         }
@@ -355,6 +365,11 @@ pub struct Launch {
     /// its own (Samba's AD DC) is reached on that namespace's loopback. The socket is a file,
     /// so the modules reach the agent from anywhere.
     pub net_namespace_of: Option<u32>,
+    /// With `net_namespace_of`: the agent enters that process's mount namespace too (`nsenter
+    /// -m`), and so resolves names with the `/etc/resolv.conf` bound there
+    /// ([`crate::dns::PrivateDns`]). Paths under the harness's scratch directories look the same
+    /// from there.
+    pub mount_namespace_too: bool,
 }
 
 impl Launch {
@@ -377,6 +392,13 @@ impl Launch {
     /// See [`Launch::net_namespace_of`].
     pub fn net_namespace_of(mut self, pid: u32) -> Self {
         self.net_namespace_of = Some(pid);
+        self
+    }
+
+    /// The network and mount namespaces of `pid`: see [`Launch::mount_namespace_too`].
+    pub fn namespaces_of(mut self, pid: u32) -> Self {
+        self.net_namespace_of = Some(pid);
+        self.mount_namespace_too = true;
         self
     }
 }
@@ -523,13 +545,20 @@ impl Paths {
         }
         .context("opening lanyardd.log")?;
         let filter = std::env::var(LOG_ENV).unwrap_or_else(|_| "info".into());
+        if launch.mount_namespace_too && launch.net_namespace_of.is_none() {
+            bail!("Launch: mount_namespace_too needs net_namespace_of");
+        }
         let mut cmd = match (launch.umask, &launch.cache_tmpfs, launch.net_namespace_of) {
             (None, None, None) => Command::new(lanyardd_path()),
             (Some(mask), None, None) => under_umask(mask, &lanyardd_path()),
             (None, Some(size), None) => on_cache_tmpfs(size, &self.dir.join("cache"), &lanyardd_path()),
             (None, None, Some(pid)) => {
                 let mut cmd = Command::new("nsenter");
-                cmd.args(["-t", &pid.to_string(), "-n", "--"]).arg(lanyardd_path());
+                cmd.args(["-t", &pid.to_string(), "-n"]);
+                if launch.mount_namespace_too {
+                    cmd.arg("-m");
+                }
+                cmd.arg("--").arg(lanyardd_path());
                 cmd
             }
             _ => bail!("Launch: umask, cache_tmpfs and net_namespace_of are not supported together"),
@@ -733,6 +762,16 @@ ttl = "5m"
 negative_ttl = "30s"
 "#
         );
+    }
+
+    #[test]
+    fn a_domain_is_written_instead_of_uris() {
+        let config = AgentConfig::new(vec!["ldap://ignored".into()], Path::new("/ca"), Path::new("/pw"))
+            .domain("example.org")
+            .tls("ldaps");
+        let text = config.render(Path::new("/s"), Path::new("/c"));
+        assert!(text.contains("\n[directory]\ndomain = \"example.org\"\nbase = ") && !text.contains("uris"), "{text}");
+        assert!(text.contains("\ntls = \"ldaps\"\n"), "{text}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Certificates made per run with rcgen (ECDSA P-256): a CA, a server certificate it signs for
-//! `IP:127.0.0.1` and `DNS:localhost`, and an unrelated "wrong" CA that must not be trusted.
+//! `IP:127.0.0.1` and `DNS:localhost` (and any DNS names asked for: [`TestPki::generate_for`]),
+//! and an unrelated "wrong" CA that must not be trusted.
 
 use std::path::{Path, PathBuf};
 
@@ -28,12 +29,19 @@ impl TestPki {
     /// Generates fresh keys and certificates and writes them into `dir` as `ca.pem`,
     /// `server.pem`, `server.key` and `wrong-ca.pem`.
     pub fn generate(dir: &Path) -> Result<Self> {
+        TestPki::generate_for(dir, &[])
+    }
+
+    /// Like [`TestPki::generate`], with `dns_names` in the server certificate's
+    /// subjectAltName as well (servers reached by name: `ldap1.example.org`).
+    pub fn generate_for(dir: &Path, dns_names: &[&str]) -> Result<Self> {
         let run = random_hex(4)?;
         let (ca_cert, issuer) = new_ca(&format!("Lanyard test CA {run}"))?;
         let (wrong_cert, _) = new_ca(&format!("Lanyard wrong CA {run}"))?;
 
-        let mut params = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-            .context("server certificate names")?;
+        let mut names = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
+        names.extend(dns_names.iter().map(|name| (*name).to_owned()));
+        let mut params = CertificateParams::new(names).context("server certificate names")?;
         params.distinguished_name.push(DnType::CommonName, "localhost");
         params.use_authority_key_identifier_extension = true;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -121,5 +129,20 @@ mod tests {
             .unwrap();
         let text = String::from_utf8_lossy(&text.stdout);
         assert!(text.contains("IP Address:127.0.0.1") && text.contains("DNS:localhost"), "{text}");
+    }
+
+    #[test]
+    fn dns_names_asked_for_join_the_server_certificate() {
+        let dir = TempDir::new("pki").unwrap();
+        let pki = TestPki::generate_for(dir.path(), &["ldap1.example.org", "ldap2.example.org"]).unwrap();
+        let text = std::process::Command::new("openssl")
+            .args(["x509", "-noout", "-ext", "subjectAltName", "-in"])
+            .arg(&pki.server_cert_pem)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&text.stdout);
+        for name in ["IP Address:127.0.0.1", "DNS:localhost", "DNS:ldap1.example.org", "DNS:ldap2.example.org"] {
+            assert!(text.contains(name), "{name} missing: {text}");
+        }
     }
 }

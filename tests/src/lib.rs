@@ -15,6 +15,7 @@
 //! | [`fixture`] | the directory's users and groups as constants, and the LDIF made from them |
 //! | [`slapd`] | [`Slapd`]: a throwaway OpenLDAP server that refuses anything without TLS (or, from `start_plaintext`, one with no TLS at all); stopped and started again on the same ports, or frozen (SIGSTOP) |
 //! | [`replica`] | [`Slapd::start_provider`] (syncprov) and [`Slapd::start_consumer`]: a second slapd replicating it with syncrepl, for failover |
+//! | [`dns`] | [`dns::PrivateDns`]: network and mount namespaces where dnsmasq serves SRV and host records on 127.0.0.1:53, for slapds and the agent to run in |
 //! | [`agent`] | [`AgentConfig`] and [`Agent`]: `lanyardd` with a written `lanyard.toml`; restarted on the same `cache_dir`, killed, or launched under a umask or a shifted clock ([`Launch`]) |
 //! | [`namespace`] | [`Namespace`]: run a command with the test `nsswitch.conf` and the module |
 //! | [`pam`] | [`Pam`]: `pamtester` with a test service loading `pam_lanyard.so`, as root or a user |
@@ -27,6 +28,7 @@
 pub mod agent;
 pub mod ca;
 pub mod debroot;
+pub mod dns;
 pub mod ds389;
 pub mod fixture;
 pub mod namespace;

@@ -20,6 +20,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::TestPki;
+use crate::dns::NetNamespace;
 use crate::fixture::{ADMIN_DN, BASE_DN, Schema};
 use crate::process::poll_until;
 use crate::slapd::{Layout, Security, Seed};
@@ -41,6 +42,17 @@ impl Slapd {
     /// Like [`Slapd::start`] (same fixture, TLS required, same ACLs and password policy), with
     /// the syncprov overlay: a provider that [`Slapd::start_consumer`] can replicate from.
     pub fn start_provider() -> Result<Slapd> {
+        Slapd::provider(None, &[])
+    }
+
+    /// Like [`Slapd::start_provider`], inside `net` (a [`crate::dns::PrivateDns`]'s namespaces)
+    /// with `dns_names` in the certificate too. Its consumers run in `net` as well and present
+    /// a copy of that certificate, so list there every name either server is reached by.
+    pub fn start_provider_in(net: NetNamespace, dns_names: &[&str]) -> Result<Slapd> {
+        Slapd::provider(Some(net), dns_names)
+    }
+
+    fn provider(net: Option<NetNamespace>, dns_names: &[&str]) -> Result<Slapd> {
         let database_lines = format!(
             "# A replication provider: consumers' sync searches are answered from here.\n\
              {SYNC_INDEXES}overlay syncprov\n\
@@ -53,12 +65,15 @@ impl Slapd {
             extra_global: "moduleload syncprov\n".into(),
             database_lines,
             seed: Seed::Fixture(Schema::Rfc2307),
+            net,
+            dns_names: dns_names.iter().map(|n| (*n).to_owned()).collect(),
         })
     }
 
     /// A second slapd replicating `self` (a [`Slapd::start_provider`]) with syncrepl: empty at
     /// first, it pulls every entry over StartTLS (`starttls=critical`, the run's CA demanded).
     /// Returns once it holds as many entries as the provider and the reader can bind to it.
+    /// It runs in the provider's namespaces, if that has its own.
     /// It shares the provider's reader and admin passwords (they are replicated entries and
     /// the same rootdn), so [`Slapd::bind_secret`] of either works against both.
     pub fn start_consumer(&self) -> Result<Slapd> {
@@ -85,6 +100,9 @@ impl Slapd {
             extra_global: String::new(),
             database_lines,
             seed: Seed::Empty { pki: &make_pki, reader_password, admin_password, ready: &ready },
+            // Beside the provider: syncrepl reaches it on that namespace's 127.0.0.1.
+            net: self.net(),
+            dns_names: Vec::new(),
         };
         Slapd::launch(layout)
     }

@@ -13,6 +13,11 @@
 //!
 //! Replication (a syncprov provider and a syncrepl consumer of it) is in [`crate::replica`]; it
 //! starts its servers through [`Slapd::launch`] with a [`Layout`] of its own.
+//!
+//! [`Slapd::start_in`] (and [`Slapd::start_provider_in`]) run slapd inside the network and mount
+//! namespaces of a [`crate::dns::PrivateDns`], on that namespace's 127.0.0.1, with a
+//! certificate that also names the DNS names the test gives it; the ldap-utils helpers then run
+//! there too.
 
 use std::fs::{self, OpenOptions};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
@@ -23,6 +28,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 
 use crate::TestPki;
+use crate::dns::NetNamespace;
 use crate::fixture::{self, ADMIN_DN, BASE_DN, DEFAULT_POLICY_DN, READER_DN, Schema};
 use crate::process::{HANG_GUARD, Output, Supervised, poll_until, run_bounded};
 use crate::tempdir::{TempDir, random_hex, write_file_mode};
@@ -52,6 +58,8 @@ pub struct Slapd {
     frozen: bool,
     security: Security,
     pki: TestPki,
+    /// Where slapd and the ldap-utils helpers run: `None` for the host's network namespace.
+    net: Option<NetNamespace>,
     port: u16,
     /// `None` for a plaintext slapd: it has no LDAPS listener.
     ldaps_port: Option<u16>,
@@ -97,6 +105,16 @@ impl Slapd {
         Slapd::launch(Layout::fixture(Security::PlaintextOnly, ""))
     }
 
+    /// Like [`Slapd::start`], inside `net` (a [`crate::dns::PrivateDns`]'s namespaces) on its
+    /// 127.0.0.1, with `dns_names` in the server certificate too (names the namespace's DNS
+    /// resolves to 127.0.0.1). The ldap-utils helpers run inside `net` as well.
+    pub fn start_in(net: NetNamespace, dns_names: &[&str]) -> Result<Self> {
+        let mut layout = Layout::fixture(Security::TlsRequired, "");
+        layout.net = Some(net);
+        layout.dns_names = dns_names.iter().map(|n| (*n).to_owned()).collect();
+        Slapd::launch(layout)
+    }
+
     /// Like [`Slapd::start`], with the entries of `extra_ldif` (under the fixture's base, none of
     /// its names) added by `slapadd -q` while slapd is stopped between its first start and a
     /// restart on the same ports: the bulk directories of `tests/compare.sh` (100,000 users
@@ -122,7 +140,7 @@ impl Slapd {
     /// Starts a slapd as `layout` says. Waits until the reader can bind, after `layout.ready`
     /// (for a consumer: until it holds the provider's data, the reader's entry included).
     pub(crate) fn launch(layout: Layout<'_>) -> Result<Self> {
-        let Layout { security, utf8_gecos, extra_global, database_lines, seed } = layout;
+        let Layout { security, utf8_gecos, extra_global, database_lines, seed, net, dns_names } = layout;
         let dir = TempDir::new("slapd")?;
         let bind_secret = dir.join("bind.secret");
         let admin_secret = dir.join("admin.secret");
@@ -132,7 +150,10 @@ impl Slapd {
             Seed::Empty { .. } => Schema::Rfc2307,
         };
         let (pki, reader_password, admin_password, ready) = match seed {
-            Seed::Fixture(_) => (TestPki::generate(dir.path())?, random_hex(12)?, random_hex(12)?, None),
+            Seed::Fixture(_) => {
+                let names: Vec<&str> = dns_names.iter().map(String::as_str).collect();
+                (TestPki::generate_for(dir.path(), &names)?, random_hex(12)?, random_hex(12)?, None)
+            }
             Seed::Empty { pki, reader_password, admin_password, ready } => {
                 (pki(dir.path())?, reader_password, admin_password, Some(ready))
             }
@@ -171,12 +192,13 @@ impl Slapd {
             let ldaps_port = (security == Security::TlsRequired).then_some(ldaps_port);
             // A fresh log per attempt: only this attempt's failure decides whether to retry.
             fs::File::create(&log).context("creating slapd.log")?;
-            if let Some(process) = spawn_listening(&conf, &log, port, ldaps_port)? {
+            if let Some(process) = spawn_listening(net, &conf, &log, port, ldaps_port)? {
                 let slapd = Slapd {
                     process,
                     frozen: false,
                     security,
                     pki,
+                    net,
                     port,
                     ldaps_port,
                     log,
@@ -224,6 +246,11 @@ impl Slapd {
 
     pub fn pki(&self) -> &TestPki {
         &self.pki
+    }
+
+    /// The namespaces slapd runs in ([`Slapd::start_in`]); `None`: the host's.
+    pub fn net(&self) -> Option<NetNamespace> {
+        self.net
     }
 
     pub fn ca_pem(&self) -> &Path {
@@ -295,7 +322,7 @@ impl Slapd {
         let mut last_log = String::new();
         for attempt in 0..START_ATTEMPTS {
             let mark = self.log_mark();
-            if let Some(process) = spawn_listening(&conf, &self.log, self.port, self.ldaps_port)? {
+            if let Some(process) = spawn_listening(self.net, &conf, &self.log, self.port, self.ldaps_port)? {
                 self.process = process;
                 self.frozen = false;
                 self.ensure_reader_binds("slapd is back")?;
@@ -374,9 +401,10 @@ impl Slapd {
         Ok(out)
     }
 
-    /// An ldap-utils command that trusts this run's CA and demands a valid certificate.
+    /// An ldap-utils command that trusts this run's CA and demands a valid certificate (run in
+    /// slapd's namespaces, if it has its own).
     pub fn ldap_tool(&self, program: &str) -> Command {
-        let mut cmd = Command::new(program);
+        let mut cmd = command_in(self.net, program);
         cmd.env("LDAPTLS_CACERT", &self.pki.ca_pem).env("LDAPTLS_REQCERT", "demand");
         cmd
     }
@@ -491,6 +519,10 @@ pub(crate) struct Layout<'a> {
     /// which exists only once the launch has begun.
     pub database_lines: String,
     pub seed: Seed<'a>,
+    /// The namespaces slapd runs in; `None`: the host's.
+    pub net: Option<NetNamespace>,
+    /// DNS names the server certificate names besides 127.0.0.1 and localhost (fixture seeds).
+    pub dns_names: Vec<String>,
 }
 
 impl Layout<'_> {
@@ -502,6 +534,8 @@ impl Layout<'_> {
             extra_global: extra_global.into(),
             database_lines: String::new(),
             seed: Seed::Fixture(Schema::Rfc2307),
+            net: None,
+            dns_names: Vec::new(),
         }
     }
 }
@@ -652,9 +686,24 @@ fn thread_states(pid: u32) -> Option<Vec<char>> {
     Some(states)
 }
 
-/// Starts slapd on `port` (ldap://) and `ldaps_port` if any, its output appended to `log`, and
-/// waits until it serves on each. `None` if it exited first (a port taken, say: see its log).
-fn spawn_listening(conf: &Path, log: &Path, port: u16, ldaps_port: Option<u16>) -> Result<Option<Supervised>> {
+/// `program`, run inside `net` if given.
+fn command_in(net: Option<NetNamespace>, program: &str) -> Command {
+    match net {
+        None => Command::new(program),
+        Some(net) => net.command(program),
+    }
+}
+
+/// Starts slapd on `port` (ldap://) and `ldaps_port` if any, inside `net` if given, its output
+/// appended to `log`, and waits until it serves on each. `None` if it exited first (a port
+/// taken, say: see its log).
+fn spawn_listening(
+    net: Option<NetNamespace>,
+    conf: &Path,
+    log: &Path,
+    port: u16,
+    ldaps_port: Option<u16>,
+) -> Result<Option<Supervised>> {
     let mut urls = format!("ldap://127.0.0.1:{port}/");
     let mut ports = vec![port];
     if let Some(ldaps_port) = ldaps_port {
@@ -663,11 +712,11 @@ fn spawn_listening(conf: &Path, log: &Path, port: u16, ldaps_port: Option<u16>) 
     }
     let mark = fs::metadata(log).map(|m| m.len()).unwrap_or(0);
     let log_file = OpenOptions::new().append(true).create(true).open(log).context("opening slapd.log")?;
-    let mut cmd = Command::new("slapd");
+    let mut cmd = command_in(net, "slapd");
     cmd.arg("-f").arg(conf).arg("-h").arg(&urls).args(["-d", "stats"]);
     cmd.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file);
     let mut process = Supervised::spawn("slapd", &mut cmd)?;
-    let listening = wait_listening(&mut process, log, mark, &ports)
+    let listening = wait_listening(net, &mut process, log, mark, &ports)
         .with_context(|| format!("slapd's log:\n{}", fs::read_to_string(log).unwrap_or_default()))?;
     Ok(listening.then_some(process))
 }
@@ -689,7 +738,13 @@ pub fn closed_port() -> Result<u16> {
 /// slapd exits (false). "slapd starting" is logged only after all listeners are bound, so a
 /// port some other process took cannot pass for ours; only the log after byte `mark` counts
 /// (an earlier run of slapd said it too).
-fn wait_listening(process: &mut Supervised, log: &Path, mark: u64, ports: &[u16]) -> Result<bool> {
+fn wait_listening(
+    net: Option<NetNamespace>,
+    process: &mut Supervised,
+    log: &Path,
+    mark: u64,
+    ports: &[u16],
+) -> Result<bool> {
     poll_until("slapd to listen", READY_LIMIT, Duration::from_millis(10), || {
         if process.try_exit_status()?.is_some() {
             return Ok(Some(false));
@@ -697,7 +752,18 @@ fn wait_listening(process: &mut Supervised, log: &Path, mark: u64, ports: &[u16]
         let text = fs::read(log).unwrap_or_default();
         let since = usize::try_from(mark).ok().and_then(|m| text.get(m..)).unwrap_or_default();
         let started = String::from_utf8_lossy(since).contains("slapd starting");
-        let all = started && ports.iter().all(|&p| TcpStream::connect((Ipv4Addr::LOCALHOST, p)).is_ok());
-        Ok(all.then_some(true))
+        if !started {
+            return Ok(None);
+        }
+        for &port in ports {
+            let connects = match net {
+                None => TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok(),
+                Some(net) => net.tcp_connects(port)?,
+            };
+            if !connects {
+                return Ok(None);
+            }
+        }
+        Ok(Some(true))
     })
 }

@@ -2,6 +2,7 @@
 //! fails at start, never at the first login. Every error names the file and the key.
 
 mod raw;
+mod servers;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,8 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
 use crate::duration::parse_duration;
-use raw::{RawConfig, RawDirectory, RawGroupMap, RawTls, RawUserMap};
+use raw::{RawConfig, RawDirectory, RawGroupMap, RawUserMap};
+pub use servers::SrvDiscovery;
 
 pub const DEFAULT_PATH: &str = "/etc/lanyard/lanyard.toml";
 
@@ -43,8 +45,10 @@ pub struct MetricsConfig {
 
 #[derive(Debug)]
 pub struct DirectoryConfig {
-    /// Tried in order.
+    /// From `uris`, tried in order; empty when `discovery` is set (exactly one of the two is).
     pub servers: Vec<Server>,
+    /// From `domain`: the servers come from DNS SRV records, looked up while the agent runs.
+    pub discovery: Option<SrvDiscovery>,
     pub base: String,
     pub trust: Trust,
     /// `None`: anonymous (logged as a warning at start).
@@ -62,7 +66,7 @@ pub struct DirectoryConfig {
     pub groups: GroupMap,
 }
 
-/// One directory server from `uris`.
+/// One directory server: from `uris`, or named by an SRV record of `domain`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Server {
     /// As written in the config, for logs.
@@ -349,14 +353,7 @@ fn directory_config(
     error: &ErrorFn,
     duration: &DurationFn,
 ) -> Result<DirectoryConfig, ConfigError> {
-    if raw.uris.is_empty() {
-        return Err(error("directory.uris", "names no server; give at least one ldap:// or ldaps:// URI".into()));
-    }
-    let servers = raw
-        .uris
-        .iter()
-        .map(|uri| parse_server(uri, raw.tls).map_err(|m| error("directory.uris", m)))
-        .collect::<Result<Vec<_>, _>>()?;
+    let (servers, discovery) = servers::servers(raw, error)?;
     let base = check_dn(&raw.base).map_err(|m| error("directory.base", m))?;
     let schema = match raw.schema.as_deref() {
         None | Some("rfc2307") => Schema::Rfc2307,
@@ -408,6 +405,7 @@ fn directory_config(
         groups: group_map(&raw.groups, &base, schema, id_mapping, error)?,
         schema,
         servers,
+        discovery,
         base,
         trust,
         service_account,
@@ -416,33 +414,6 @@ fn directory_config(
         pool_size,
         page_size,
     })
-}
-
-fn parse_server(uri: &str, tls: RawTls) -> Result<Server, String> {
-    let url = url::Url::parse(uri).map_err(|e| format!("{uri:?} is not a URI: {e}"))?;
-    let (transport, default_port) = match (url.scheme(), tls) {
-        ("ldaps", _) => (Transport::Ldaps, 636),
-        ("ldap", RawTls::Starttls) => (Transport::StartTls, 389),
-        ("ldap", RawTls::DangerPlaintext) => (Transport::DangerPlaintext, 389),
-        ("ldap", RawTls::Ldaps) => {
-            return Err(format!("{uri:?} is ldap:// but tls = \"ldaps\"; write ldaps:// or use tls = \"starttls\""));
-        }
-        (scheme, _) => return Err(format!("{uri:?}: scheme {scheme:?} is not ldap:// or ldaps://")),
-    };
-    let host = match url.host() {
-        Some(url::Host::Domain(d)) if !d.is_empty() => d.to_owned(),
-        Some(url::Host::Ipv4(ip)) => ip.to_string(),
-        Some(url::Host::Ipv6(ip)) => ip.to_string(),
-        _ => return Err(format!("{uri:?} names no host")),
-    };
-    if !matches!(url.path(), "" | "/")
-        || url.query().is_some()
-        || url.fragment().is_some()
-        || !url.username().is_empty()
-    {
-        return Err(format!("{uri:?}: only scheme, host and port are allowed (the base DN goes in directory.base)"));
-    }
-    Ok(Server { uri: uri.to_owned(), host, port: url.port().unwrap_or(default_port), transport })
 }
 
 fn check_dn(dn: &str) -> Result<String, String> {

@@ -26,7 +26,10 @@ pub struct RawConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDirectory {
-    pub uris: Vec<String>,
+    /// Servers in order; or, instead, `domain`.
+    pub uris: Option<Vec<String>>,
+    /// The servers are the targets of this domain's `_ldap._tcp` (`_ldaps._tcp`) SRV records.
+    pub domain: Option<String>,
     pub base: String,
     #[serde(default)]
     pub tls: RawTls,

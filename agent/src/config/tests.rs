@@ -325,3 +325,50 @@ fn a_nesting_depth_past_the_bound_and_an_unknown_schema_are_refused() {
     let message = error_of(&format!("{MINIMAL}schema = \"rfc2307-bis\"\n"));
     assert!(message.contains("directory.schema") && message.contains("rfc2307bis"), "{message}");
 }
+
+#[test]
+fn a_domain_replaces_uris_and_names_the_srv_records_by_tls() {
+    let config = parse("[directory]\ndomain = \"Example.ORG.\"\nbase = \"dc=example,dc=org\"\n").unwrap();
+    let discovery = config.directory.discovery.as_ref().unwrap();
+    assert!(config.directory.servers.is_empty());
+    assert_eq!(discovery.domain, "example.org");
+    assert_eq!(
+        (discovery.transport, discovery.record_name().as_str()),
+        (Transport::StartTls, "_ldap._tcp.example.org")
+    );
+    let server = discovery.server("ldap1.example.org.", 3389);
+    assert_eq!((server.uri.as_str(), server.host.as_str()), ("ldap://ldap1.example.org:3389", "ldap1.example.org"));
+    assert_eq!(config.directory.server_named("ldap://ldap1.example.org:3389"), Some(server));
+    assert_eq!(config.directory.server_named("ldaps://ldap1.example.org:3389"), None);
+
+    let ldaps = parse("[directory]\ndomain = \"example.org\"\ntls = \"ldaps\"\nbase = \"dc=x\"\n").unwrap();
+    let discovery = ldaps.directory.discovery.unwrap();
+    assert_eq!((discovery.transport, discovery.record_name().as_str()), (Transport::Ldaps, "_ldaps._tcp.example.org"));
+    assert_eq!(discovery.server("dc1.example.org", 636).uri, "ldaps://dc1.example.org:636");
+    let plain = parse("[directory]\ndomain = \"example.org\"\ntls = \"danger-plaintext\"\nbase = \"dc=x\"\n").unwrap();
+    assert_eq!(plain.directory.discovery.unwrap().transport, Transport::DangerPlaintext);
+}
+
+#[test]
+fn uris_and_domain_are_one_or_the_other() {
+    let both = error_of(&MINIMAL.replace("base =", "domain = \"example.org\"\nbase ="));
+    assert!(both.contains("directory.domain") && both.contains("uris"), "{both}");
+    let neither = error_of("[directory]\nbase = \"dc=x\"\n");
+    assert!(neither.contains("directory.uris") && neither.contains("directory.domain"), "{neither}");
+    assert!(parse(MINIMAL).unwrap().directory.discovery.is_none());
+}
+
+#[test]
+fn a_domain_must_be_a_dns_name() {
+    for bad in
+        ["", ".", "exa mple.org", "-a.example.org", "a..org", "example.org/x", "10.0.0.1", "_ldap._tcp.example.org"]
+    {
+        let message = error_of(&format!("[directory]\ndomain = {bad:?}\nbase = \"dc=x\"\n"));
+        assert!(message.contains("directory.domain"), "{bad:?}: {message}");
+    }
+    let long_label = format!("{}.org", "a".repeat(64));
+    assert!(error_of(&format!("[directory]\ndomain = {long_label:?}\nbase = \"dc=x\"\n")).contains("DNS label"));
+    for good in ["corp", "ad.example.org", "1and1.com", "xn--bcher-kva.example"] {
+        assert!(parse(&format!("[directory]\ndomain = {good:?}\nbase = \"dc=x\"\n")).is_ok(), "{good:?}");
+    }
+}

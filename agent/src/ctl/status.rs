@@ -35,15 +35,14 @@ pub fn run(socket: &Path, config: &Path) -> Exit {
 /// Probes `server` (as the config describes it) for its TLS version and certificate.
 fn fill_tls(status: &mut AgentStatus, server: &str, config: &Path) -> Result<(), String> {
     let config = Config::load(config).map_err(|e| format!("not probed: {e}"))?;
+    // A server from `uris`, or one the SRV records of `domain` named.
     let server = config
         .directory
-        .servers
-        .iter()
-        .find(|s| s.uri == server)
+        .server_named(server)
         .ok_or_else(|| format!("not probed: {server} is not in {}", config.path.display()))?;
     let tls = tls::client_config(&config.directory.trust)?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-    match runtime.block_on(inspect::probe_tls(server, tls, PROBE_TIMEOUT))? {
+    match runtime.block_on(inspect::probe_tls(&server, tls, PROBE_TIMEOUT))? {
         None => status.tls_version = Some("none (danger-plaintext)".into()),
         Some(report) => {
             status.tls_version = Some(report.version);

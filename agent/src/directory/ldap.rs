@@ -45,7 +45,7 @@ pub(super) enum AfterUse {
 pub struct LdapDirectory {
     /// Searches, bound as the service account.
     pool: Pool,
-    servers: Vec<crate::config::Server>,
+    /// The servers (`uris`, or found in DNS), shared by both pools.
     order: Arc<ServerOrder>,
     /// Binds as end users (logins, password changes), one user at a time per connection.
     /// Shared with the tasks that replace a connection retired after a bind.
@@ -68,14 +68,13 @@ impl LdapDirectory {
     /// Connections, binds and searches are recorded in `metrics`.
     pub fn with_metrics(config: &DirectoryConfig, metrics: Arc<Metrics>) -> Result<LdapDirectory, String> {
         let tls = tls::client_config(&config.trust)?;
-        let order = Arc::new(ServerOrder::new(config.servers.len(), config.failback));
+        let order = Arc::new(ServerOrder::for_config(config, metrics.clone()));
         for server in &config.servers {
             metrics.add_server(&server.uri);
         }
         Ok(LdapDirectory {
             pool: Pool::new(config, tls.clone(), order.clone(), Identity::ServiceAccount, metrics.clone()),
             binder: Arc::new(Pool::new(config, tls, order.clone(), Identity::BindsPerUse, metrics.clone())),
-            servers: config.servers.clone(),
             order,
             schema: config.schema,
             facts: FactsCache::default(),
@@ -139,7 +138,7 @@ impl LdapDirectory {
                 }
             };
             let left = deadline.saturating_duration_since(Instant::now());
-            let budget = if attempt == 0 && self.servers.len() > 1 { left / 2 } else { left };
+            let budget = if attempt == 0 && self.order.len() > 1 { left / 2 } else { left };
             match tokio::time::timeout(budget, op(lease.ldap.clone())).await {
                 Ok(Ok(value)) => {
                     if after == AfterUse::Keep {
@@ -152,7 +151,7 @@ impl LdapDirectory {
                 Ok(Err(LdapError::LdapResult { result })) if matches!(result.rc, BUSY | UNAVAILABLE) => {
                     let why = format!("{}: {what}: {}", lease.server, ldap3_result_text(result.rc, &result.text));
                     if result.rc == UNAVAILABLE {
-                        self.order.failed(lease.server_index);
+                        self.order.failed(&lease.server);
                     } else if after == AfterUse::Keep {
                         lease.keep();
                     }
@@ -173,7 +172,7 @@ impl LdapDirectory {
                 }
                 Err(_) => {
                     // Held back: the pools leave its connections and try the others first.
-                    self.order.failed(lease.server_index);
+                    self.order.failed(&lease.server);
                     warn!(server = %lease.server, "{what}: no answer within {budget:?}; trying another server");
                     last = DirectoryError::Timeout;
                 }
@@ -397,7 +396,7 @@ impl Directory for LdapDirectory {
     }
 
     fn server_in_use(&self) -> Option<String> {
-        self.order.in_use().and_then(|i| self.servers.get(i)).map(|s| s.uri.clone())
+        self.order.in_use()
     }
 
     async fn probe(&self) -> Result<(), DirectoryError> {

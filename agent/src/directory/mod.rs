@@ -3,7 +3,8 @@
 //! - [`ldap`]: [`LdapDirectory`], searches through the pool with deadlines and one retry.
 //! - `login`: binds as end users, account state, password changes (RFC 3062).
 //! - [`pool`]: persistent connections bound as the service account, servers tried in order.
-//! - `servers`: which server to try first (one that just failed waits behind the others).
+//! - `servers`: the servers and which to try first (one that just failed waits behind the others).
+//! - [`discovery`]: the servers from DNS SRV records (`directory.domain`), kept up to date.
 //! - [`tls`]: the rustls configuration (ring, the configured CA or the system's roots).
 //! - [`filter`]: filters built from escaped values.
 //! - [`mapping`]: LDAP entries to `passwd` and `group` records.
@@ -12,6 +13,7 @@
 
 mod ad;
 mod ad_search;
+pub mod discovery;
 pub mod dn;
 mod facts;
 pub mod filter;

@@ -3,8 +3,9 @@
 //! ldap3 multiplexes concurrent operations over one connection, so the pool is a few slots,
 //! each holding one live connection, handed out round-robin. A slot connects lazily: the first
 //! request that finds it empty (or its connection closed) connects, trying the servers in
-//! their configured order, while requests for that slot wait on its lock instead of
-//! stampeding the directory. A connection that fails an operation is discarded by the caller.
+//! `ServerOrder`'s order, while requests for that slot wait on its lock instead of
+//! stampeding the directory. A connection that fails an operation is discarded by the caller;
+//! one whose server left the list (DNS SRV records changed) is replaced on its next lease.
 //!
 //! Logins use a second pool of the same shape whose connections are never bound as the
 //! service account ([`Identity::BindsPerUse`]): a bind changes the identity of every operation
@@ -32,10 +33,9 @@ use crate::metrics::{BindKind, BindResult, Metrics, OpenConnection};
 /// request's budget ran out) leaves no suspect connection behind for the next request.
 pub struct Lease<'a> {
     pub ldap: Ldap,
-    /// For logs: which server this connection goes to.
+    /// Which server this connection goes to (its URI): for logs, and the one to hold back if
+    /// it stops answering.
     pub server: Arc<str>,
-    /// Which configured server: the one to hold back if it stops answering.
-    pub server_index: usize,
     pool: &'a Pool,
     slot: usize,
     serial: u64,
@@ -66,11 +66,12 @@ impl Drop for Lease<'_> {
 
 struct Live {
     ldap: Ldap,
+    /// The server's URI, and since when: a connection to a less preferred server is replaced
+    /// once it is `failback` old and a better one is no longer held back.
     server: Arc<str>,
-    /// Which configured server, and since when: a connection to a less preferred server is
-    /// replaced once it is `failback` old and a better one is no longer held back.
-    server_index: usize,
     connected_at: Instant,
+    /// The list's generation when the server was last seen in it.
+    generation: u64,
     serial: u64,
     /// Counts the connection in the metrics while it is held.
     _open: OpenConnection,
@@ -110,7 +111,6 @@ impl Drop for ExclusiveLease<'_> {
 }
 
 pub struct Pool {
-    servers: Vec<Server>,
     order: Arc<ServerOrder>,
     tls: Arc<ClientConfig>,
     account: Option<(String, Zeroizing<String>)>,
@@ -137,7 +137,6 @@ impl Pool {
             }),
         };
         Pool {
-            servers: config.servers.clone(),
             order,
             tls,
             account,
@@ -154,10 +153,9 @@ impl Pool {
         let slot = self.next_slot.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let mut live = self.slots[slot].lock().await;
         let conn = self.ensure_connected(&mut live).await?;
-        let (ldap, server, server_index, serial) =
-            (conn.ldap.clone(), conn.server.clone(), conn.server_index, conn.serial);
+        let (ldap, server, serial) = (conn.ldap.clone(), conn.server.clone(), conn.serial);
         drop(live);
-        Ok(Lease { ldap, server, server_index, pool: self, slot, serial, keep: false })
+        Ok(Lease { ldap, server, pool: self, slot, serial, keep: false })
     }
 
     /// A connection nobody else uses until the lease is dropped: a free slot if there is one,
@@ -194,15 +192,27 @@ impl Pool {
             debug!(server = %conn.server, "connection closed; reconnecting");
             *live = None;
         }
+        // Read before looking the server up: a list replaced meanwhile is seen next time.
+        let generation = self.order.generation();
+        if let Some(conn) = live.as_mut()
+            && conn.generation != generation
+        {
+            if self.order.contains(&conn.server) {
+                conn.generation = generation;
+            } else {
+                info!(server = %conn.server, "replacing a connection to a server no longer in the list");
+                *live = None;
+            }
+        }
         if let Some(conn) = live.as_ref()
-            && self.order.is_held_back(conn.server_index)
+            && self.order.is_held_back(&conn.server)
         {
             // Its server stopped answering on another connection: this one would likely stall too.
             info!(server = %conn.server, "replacing a connection to a server that stopped answering");
             *live = None;
         }
         if let Some(conn) = live.as_ref()
-            && self.order.preferred().is_some_and(|first| first < conn.server_index)
+            && self.order.prefers_another_to(&conn.server)
             && conn.connected_at.elapsed() >= self.order.hold_back()
         {
             // Back to the preferred server once it has served its hold-back; if it is still
@@ -211,10 +221,10 @@ impl Pool {
             *live = None;
         }
         if live.is_none() {
-            let (ldap, server_index, server) = self.connect_any().await?;
+            let (ldap, server) = self.connect_any().await?;
             let serial = self.next_serial.fetch_add(1, Ordering::Relaxed);
             let _open = self.metrics.connection_opened(&server);
-            *live = Some(Live { ldap, server, server_index, connected_at: Instant::now(), serial, _open });
+            *live = Some(Live { ldap, server, connected_at: Instant::now(), generation, serial, _open });
         }
         live.as_mut().ok_or_else(|| DirectoryError::Unreachable("connection vanished".into()))
     }
@@ -230,31 +240,34 @@ impl Pool {
     /// Connects to the first server that accepts us, logging why each one before it did not.
     /// Each server gets an equal share of `directory.timeout`: a hung first server (TCP
     /// accepted, nothing answers) must leave the next one time to answer within one budget.
-    async fn connect_any(&self) -> Result<(Ldap, usize, Arc<str>), DirectoryError> {
+    /// With discovery and no list yet, waits for the first DNS lookup for half the budget.
+    async fn connect_any(&self) -> Result<(Ldap, Arc<str>), DirectoryError> {
+        self.order.wait_for_list(self.timeout / 2).await?;
         let mut failures = Vec::new();
-        let share = self.timeout / u32::try_from(self.servers.len().max(1)).unwrap_or(u32::MAX);
-        for index in self.order.order() {
-            let server = &self.servers[index];
+        let plan = self.order.plan();
+        let share = self.timeout / u32::try_from(plan.len().max(1)).unwrap_or(u32::MAX);
+        for server in &plan {
             match tokio::time::timeout(share, self.connect(server)).await {
                 Ok(Ok(ldap)) => {
-                    self.order.worked(index);
+                    self.order.worked(&server.uri);
                     info!(server = %server.uri, "connected to the directory");
                     self.read_certificate_expiry(server);
-                    return Ok((ldap, index, server.uri.as_str().into()));
+                    return Ok((ldap, server.uri.as_str().into()));
                 }
                 Ok(Err(why)) => {
-                    self.order.failed(index);
+                    self.order.failed(&server.uri);
                     warn!(server = %server.uri, "cannot use this directory server: {why}");
                     failures.push(format!("{}: {why}", server.uri));
                 }
                 Err(_) => {
-                    self.order.failed(index);
+                    self.order.failed(&server.uri);
                     let why = format!("no answer within {share:?} (its share of directory.timeout)");
                     warn!(server = %server.uri, "cannot use this directory server: {why}");
                     failures.push(format!("{}: {why}", server.uri));
                 }
             }
         }
+        self.order.none_answered();
         Err(DirectoryError::Unreachable(failures.join("; ")))
     }
 

@@ -6,6 +6,7 @@ use ldap3::{Scope, SearchOptions};
 use super::Step;
 use crate::config::{Config, Server, Transport};
 use crate::ctl::now;
+use crate::directory::discovery;
 use crate::directory::inspect::{self, TlsReport};
 use crate::directory::pool::ldap3_result_text;
 use crate::directory::tls;
@@ -13,6 +14,8 @@ use crate::directory::tls;
 const EXPIRY_WARNING_DAYS: i64 = crate::ctl::EXPIRY_WARNING_DAYS;
 
 const HINT_DNS: &str = "check the host names in directory.uris and this host's resolver (/etc/resolv.conf)";
+const HINT_SRV: &str = "check directory.domain, the domain's SRV records (`host -t SRV _ldap._tcp.DOMAIN`; \
+                        _ldaps._tcp with tls = \"ldaps\") and this host's resolver (/etc/resolv.conf)";
 const HINT_TCP: &str = "is the directory server running, listening on that port, and reachable through firewalls?";
 const HINT_STARTTLS: &str = "the server does not offer StartTLS: give it a certificate and key, or use an ldaps:// URI";
 const HINT_TLS: &str = "directory.ca_file must hold the CA that signed the server's certificate, and the \
@@ -33,7 +36,28 @@ pub fn check(config: &Config) -> Vec<Step> {
         Err(e) => return vec![Step::fail("tls config", e, HINT_TLS)],
     };
     let mut steps = Vec::new();
-    for server in &config.directory.servers {
+    let servers = match &config.directory.discovery {
+        None => config.directory.servers.clone(),
+        Some(srv) => {
+            let name = format!("srv {}", srv.record_name());
+            let found = runtime.block_on(discovery::lookup(srv)).and_then(|(records, ttl)| {
+                let servers = discovery::servers_from(records, srv, &mut discovery::os_random())?;
+                Ok((servers, ttl))
+            });
+            match found {
+                Ok((servers, ttl)) => {
+                    let list: Vec<&str> = servers.iter().map(|s| s.uri.as_str()).collect();
+                    steps.push(Step::ok(
+                        name,
+                        format!("{} (in RFC 2782 order; TTL {} s)", list.join(", "), ttl.as_secs()),
+                    ));
+                    servers
+                }
+                Err(e) => return vec![Step::fail(name, e, HINT_SRV)],
+            }
+        }
+    };
+    for server in &servers {
         runtime.block_on(check_server(config, server, tls.clone(), &mut steps));
     }
     steps

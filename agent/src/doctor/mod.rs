@@ -1,7 +1,8 @@
 //! `lanyardctl doctor`: the troubleshooting checklist, one line per step.
 //!
-//! - `directory`: per configured server, DNS, TCP, TLS, the service bind, a base search, a
-//!   sample user, and whether the server would take a simple bind in clear.
+//! - `directory`: with `directory.domain`, the SRV lookup first; then per server (configured or
+//!   found), DNS, TCP, TLS, the service bind, a base search, a sample user, and whether the
+//!   server would take a simple bind in clear.
 //! - `host`: `nsswitch.conf` and the PAM stack.
 //!
 //! Steps of one server stop at its first failure (later ones could only fail the same way).

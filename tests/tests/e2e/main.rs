@@ -28,6 +28,7 @@
 //! | `abuse` | a thousand silent connections from root and a one-uid request flood: bystanders answered, memory bounded |
 //! | `authz` | every request sent raw as a non-root uid and as root: others' logins, cache clears and invalidations refused, no secret or verifier in any answer; the cache and bind password closed to other users, no secret in the snapshot |
 //! | `secrets` | debug logs and a core dump of the agent after logins hold no test password |
+//! | `discovery` | servers from DNS SRV records (`directory.domain`, dnsmasq in private namespaces): priority order, failover and back, a changed record set, no records at all |
 //! | `failover` | a provider and a syncrepl consumer: the provider killed mid-burst or hung, and back to it once it returns |
 //! | `clock` | the wall clock jumping forward and back: memory TTLs, disk-cache ages, offline windows and lockouts use the right clock |
 //! | `offline` | slapd stopped or hung: lookups and logins from the cache, back online, restarts, `kill -9`, the cache file |
@@ -44,6 +45,7 @@ mod config;
 mod ctl;
 mod directories;
 mod directory_policy;
+mod discovery;
 mod docs;
 mod ds389;
 mod failover;
