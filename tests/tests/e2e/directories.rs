@@ -1,7 +1,8 @@
 //! Issue 9: the same end-to-end checks against every directory layout Lanyard supports, each a
 //! real server set up from scratch: OpenLDAP with RFC 2307 groups (`memberUid`) and with RFC
-//! 2307bis groups (`member` DNs, groups within groups, a cycle), and 389 Directory Server with
-//! the same rfc2307bis data.
+//! 2307bis groups (`member` DNs, groups within groups, a cycle), 389 Directory Server with the
+//! same rfc2307bis data, and a Samba AD domain controller (RFC 2307 attributes; ids mapped from
+//! SIDs; found through its own DNS SRV records).
 //!
 //! One test per server runs every check in turn ([`check_everything`]): users by name and
 //! uid, every group by gid (and by name where `/etc/group` does not have the name), `id` and
@@ -393,4 +394,25 @@ fn samba_ad_with_ids_mapped_from_sids_and_logins_by_principal_name() {
     assert!(initgroups.stdout().split_whitespace().any(|g| g == developers_gid.to_string()), "{initgroups}");
     assert_pam_success(&pam.authenticate("alice@example.org", ALICE.password).unwrap(), &agent);
     assert_pam_error(&pam.authenticate("alice@example.org", WRONG_PASSWORD).unwrap(), PamCode::AuthErr, &agent);
+}
+
+/// AD publishes its domain controllers in DNS: with only `domain` configured, the agent finds
+/// `dc1.example.org` through Samba's own DNS server (`_ldap._tcp.example.org`), checks the
+/// certificate against that name, and serves lookups and logins.
+#[test]
+fn samba_ad_is_found_through_its_own_dns_srv_records() {
+    let dc = SambaAd::start().expect("starting the Samba AD DC");
+    let target = SambaTarget(dc);
+    let config = target.agent_config().domain(ad_data::DNS_DOMAIN);
+    // The mount namespace too: its /etc/resolv.conf names Samba's DNS server.
+    let launch = Launch::default().namespaces_of(target.0.pid());
+    let agent = Agent::start_with(&config, &launch).expect("starting lanyardd");
+    let ns = Namespace::for_agent(&agent).expect("preparing the namespace");
+    let pam = Pam::for_agent(&agent).expect("preparing the PAM stack");
+    let out = ns.getent("passwd", &["alice"]).unwrap();
+    assert_success(&out, &agent);
+    assert_eq!(out.stdout(), "alice:x:10001:10000:Alice Liddell:/home/alice:/bin/bash\n");
+    assert_pam_success(&pam.authenticate(ALICE.name, ALICE.password).unwrap(), &agent);
+    let log = agent.log();
+    assert!(log.contains(&format!("ldap://{}:389", ad_data::DC_FQDN)), "the DC was not found by name:\n{log}");
 }
