@@ -16,6 +16,15 @@ const FILETIME_AT_UNIX_EPOCH: i64 = 116_444_736_000_000_000;
 /// MS-ADTS 3.1.1.3.4.3), which Samba's DC announces too.
 pub const ACTIVE_DIRECTORY_CAPABILITY: &str = "1.2.840.113556.1.4.800";
 
+/// Whether a refused bind's diagnostic text says the password was right but has expired
+/// (`data 532`) or must be changed before it is used (`data 773`, `pwdLastSet` 0): AD's
+/// "AcceptSecurityContext error, data NNN" sub-codes (MS-ADTS 3.1.1.3.3.1; Samba the same).
+pub fn password_must_change(diagnostic: &str) -> bool {
+    let Some(at) = diagnostic.find("data ") else { return false };
+    let code: String = diagnostic[at + 5..].chars().take_while(char::is_ascii_hexdigit).collect();
+    matches!(code.to_ascii_lowercase().as_str(), "532" | "773")
+}
+
 /// A FILETIME timestamp (`accountExpires`, `pwdLastSet`) as Unix seconds; `None` for 0 and
 /// `i64::MAX`, which AD uses for "never".
 pub fn filetime_to_unix(filetime: i64) -> Option<i64> {
@@ -185,6 +194,18 @@ mod tests {
         assert_eq!(password_expires_at(Some(0), 0x200 | DONT_EXPIRE_PASSWORD, Some(86_400)), None);
         assert_eq!(password_expires_at(Some(set), 0x200, None), None);
         assert_eq!(password_expires_at(None, 0x200, Some(86_400)), None);
+    }
+
+    #[test]
+    fn expired_and_must_change_binds_are_told_apart_from_wrong_passwords() {
+        let text = |code| {
+            format!("80090308: LdapErr: DSID-0C09044E, comment: AcceptSecurityContext error, data {code}, v4563")
+        };
+        assert!(password_must_change(&text("532")) && password_must_change(&text("773")));
+        for other in ["52e", "533", "701", "775", "5320"] {
+            assert!(!password_must_change(&text(other)), "{other}");
+        }
+        assert!(!password_must_change("Invalid credentials"));
     }
 
     #[test]

@@ -120,6 +120,10 @@ impl LdapDirectory {
         let result = result?;
         match result.rc {
             0 => Ok(PasswordCheck::Accepted),
+            // AD says so only after checking the password: it is right, and must change.
+            INVALID_CREDENTIALS if self.schema == Schema::Ad && ad::password_must_change(&result.text) => {
+                Ok(PasswordCheck::MustChange)
+            }
             INVALID_CREDENTIALS => Ok(PasswordCheck::Rejected),
             // 389 DS refuses an inactivated (`nsAccountLock`) account's bind this way: a refusal
             // of this login, not an outage.
@@ -244,18 +248,32 @@ impl LdapDirectory {
                 })
                 .await;
         };
-        let metrics = &self.metrics;
-        self.on_own_connection("password change", OnLostConnection::Fail, |mut ldap| async move {
-            let bind = ldap.simple_bind(dn, old).await?;
-            metrics.bind(BindKind::User, bind_result(bind.rc));
-            if bind.rc != 0 {
-                return Ok((bind.rc, bind.text));
-            }
-            let change = vec![
+        let change = || {
+            vec![
                 Mod::Delete(attribute(), HashSet::from([ad::unicode_pwd(old).to_vec()])),
                 Mod::Add(attribute(), HashSet::from([ad::unicode_pwd(new).to_vec()])),
-            ];
-            ldap.modify(dn, change).await.map(|result| (result.rc, result.text))
+            ]
+        };
+        let metrics = &self.metrics;
+        let (rc, text) = self
+            .on_own_connection("password change", OnLostConnection::Fail, |mut ldap| async move {
+                let bind = ldap.simple_bind(dn, old).await?;
+                metrics.bind(BindKind::User, bind_result(bind.rc));
+                if bind.rc != 0 {
+                    return Ok((bind.rc, bind.text));
+                }
+                ldap.modify(dn, change()).await.map(|result| (result.rc, result.text))
+            })
+            .await?;
+        if !(rc == INVALID_CREDENTIALS && ad::password_must_change(&text)) {
+            return Ok((rc, text));
+        }
+        // The old password is right but expired, or must be changed before first use: AD
+        // refuses the user's own bind, so the change goes over the service account's TLS
+        // connection. A change (delete the old value, add the new) still proves the old
+        // password; AD grants that right (User-Change-Password) to everyone by default.
+        self.with_retry_then("password change", AfterUse::Retire, |mut ldap| async move {
+            ldap.modify(dn, change()).await.map(|result| (result.rc, result.text))
         })
         .await
     }

@@ -117,6 +117,9 @@ pub enum PasswordCheck {
     Accepted,
     /// invalidCredentials (49): wrong password, or a locked account.
     Rejected,
+    /// AD: the password is right but has expired or must be changed before use (the bind was
+    /// refused with `data 532` or `773`). The account phase then asks for a new one.
+    MustChange,
     NoSuchUser,
 }
 

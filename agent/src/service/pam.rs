@@ -41,6 +41,14 @@ impl<D: Directory> Service<D> {
                             self.after_online_login(user, password, context).await;
                             Response::Authenticated { offline: false }
                         }
+                        // Right, but AD will not let it be used until it is changed: the
+                        // login goes on to the account phase, which asks for a new one. No
+                        // offline verifier is kept for a password that must go.
+                        Ok(PasswordCheck::MustChange) => {
+                            self.limiter.record_success(user);
+                            self.forget_password(user);
+                            Response::Authenticated { offline: false }
+                        }
                         // Wrong while online: never a second chance against the verifier.
                         Ok(PasswordCheck::Rejected) => self.failed(user, caller),
                         Ok(PasswordCheck::NoSuchUser) => Response::NotFound,

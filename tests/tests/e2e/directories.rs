@@ -46,6 +46,11 @@ trait Target {
     fn launch(&self) -> Launch {
         Launch::default()
     }
+    /// Users whose right password the server refuses until it is changed (AD), who must still
+    /// get through authentication to the change.
+    fn must_change_first(&self) -> Vec<User> {
+        Vec::new()
+    }
 }
 
 struct OpenLdap {
@@ -141,6 +146,10 @@ impl Target for SambaTarget {
     fn launch(&self) -> Launch {
         Launch::default().net_namespace_of(self.0.pid())
     }
+
+    fn must_change_first(&self) -> Vec<User> {
+        vec![AGED, MUST_CHANGE]
+    }
 }
 
 /// The DC's groups as `getent group` must show them: nested members flattened, `biggroup`'s
@@ -205,6 +214,9 @@ fn check_everything(target: &mut dyn Target, schema: Schema) {
         .collect();
     checks.memberships(&ALICE, &alices);
     checks.logins_and_accounts(&target.refused_accounts());
+    for user in target.must_change_first() {
+        checks.change_before_first_use(&user);
+    }
 
     // Offline: alice logged in above, so her verifier is cached.
     target.stop();
@@ -297,6 +309,23 @@ impl Checks<'_> {
         assert_pam_success(&out, agent);
         assert_pam_success(&pam.authenticate(CHANGER.name, CHANGER_NEW_PASSWORD).unwrap(), agent);
         assert_pam_error(&pam.authenticate(CHANGER.name, CHANGER.password).unwrap(), PamCode::AuthErr, agent);
+    }
+}
+
+impl Checks<'_> {
+    /// What sshd does for an expired password: authentication passes, the account phase asks
+    /// for a new password, the change works with the old one, and the new one then logs in.
+    fn change_before_first_use(&self, user: &User) {
+        let (pam, agent) = (self.pam, self.agent);
+        let new = format!("{}-Renewed-7", user.name);
+        assert_pam_success(&pam.authenticate(user.name, user.password).unwrap(), agent);
+        assert_pam_error(&pam.acct_mgmt(user.name).unwrap(), PamCode::NewAuthtokReqd, agent);
+        assert_pam_error(&pam.authenticate(user.name, WRONG_PASSWORD).unwrap(), PamCode::AuthErr, agent);
+        let out = pam.chauthtok(Caller::user(user), user.name, user.password, &new).unwrap();
+        assert_pam_success(&out, agent);
+        assert_pam_success(&pam.authenticate(user.name, &new).unwrap(), agent);
+        assert_pam_success(&pam.acct_mgmt(user.name).unwrap(), agent);
+        assert_pam_error(&pam.authenticate(user.name, user.password).unwrap(), PamCode::AuthErr, agent);
     }
 }
 
