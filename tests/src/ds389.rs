@@ -53,7 +53,7 @@ use self::instance::{
 use crate::TestPki;
 use crate::fixture::{BASE_DN, READER_DN};
 use crate::process::{HANG_GUARD, Output, Supervised, run_bounded};
-use crate::tempdir::{TempDir, random_hex, write_file_mode};
+use crate::tempdir::{self, TempDir, random_hex, write_file_mode};
 
 /// The instance's name: `slapd-lanyard` in every path. One per namespace, so it never clashes.
 pub const INSTANCE: &str = "lanyard";
@@ -220,24 +220,21 @@ impl Ds389 {
     /// The access log so far: `conn=N op=M BIND dn="..." method=128`, `SRCH base="..." scope=2
     /// filter="..." attrs="..."`, `RESULT err=N`, `EXT oid=...` (StartTLS), `TLS1.3 ...`.
     pub fn log(&self) -> String {
-        fs::read(self.access_log_path()).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+        tempdir::log_since(&self.access_log_path(), 0)
     }
 
     /// The access log's current length, to read only what comes after with [`Ds389::log_since`].
     pub fn log_mark(&self) -> usize {
-        fs::metadata(self.access_log_path()).map(|m| m.len() as usize).unwrap_or(0)
+        tempdir::log_mark(&self.access_log_path())
     }
 
     pub fn log_since(&self, mark: usize) -> String {
-        let bytes = fs::read(self.access_log_path()).unwrap_or_default();
-        String::from_utf8_lossy(bytes.get(mark..).unwrap_or_default()).into_owned()
+        tempdir::log_since(&self.access_log_path(), mark)
     }
 
     /// The error log so far (start-up, TLS set-up, plugin messages).
     pub fn errors_log(&self) -> String {
-        fs::read(self.dir.join("log/slapd-lanyard/errors"))
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default()
+        tempdir::log_since(&self.dir.join("log/slapd-lanyard/errors"), 0)
     }
 
     /// The filters of every search in an access log text, in order.

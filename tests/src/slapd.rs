@@ -31,7 +31,7 @@ use crate::TestPki;
 use crate::dns::NetNamespace;
 use crate::fixture::{self, ADMIN_DN, BASE_DN, DEFAULT_POLICY_DN, READER_DN, Schema};
 use crate::process::{HANG_GUARD, Output, Supervised, poll_until, run_bounded};
-use crate::tempdir::{TempDir, random_hex, write_file_mode};
+use crate::tempdir::{self, TempDir, random_hex, write_file_mode};
 
 const SCHEMA_DIR: &str = "/etc/ldap/schema";
 /// Included in this order; `nis` may be replaced by [`write_nis_schema`]'s copy.
@@ -276,17 +276,16 @@ impl Slapd {
 
     /// Everything slapd logged so far (`-d stats`: connections, binds, `SRCH ... filter="..."`).
     pub fn log(&self) -> String {
-        fs::read(&self.log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+        tempdir::log_since(&self.log, 0)
     }
 
     /// The log's current length, to read only what comes after with [`Slapd::log_since`].
     pub fn log_mark(&self) -> usize {
-        fs::metadata(&self.log).map(|m| m.len() as usize).unwrap_or(0)
+        tempdir::log_mark(&self.log)
     }
 
     pub fn log_since(&self, mark: usize) -> String {
-        let bytes = fs::read(&self.log).unwrap_or_default();
-        String::from_utf8_lossy(bytes.get(mark..).unwrap_or_default()).into_owned()
+        tempdir::log_since(&self.log, mark)
     }
 
     /// The filters of every search slapd logged, in order.

@@ -76,6 +76,18 @@ pub fn write_file_mode(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
 
 /// The permission bits of `path` (`st_mode & 0o7777`), not following a final symlink, and its
 /// owner's uid.
+/// A server's log for tests to read as it grows: its text from `mark` (a byte length from
+/// [`log_mark`], or 0) on, decoded lossily; empty if it cannot be read yet.
+pub fn log_since(path: &Path, mark: usize) -> String {
+    let bytes = fs::read(path).unwrap_or_default();
+    String::from_utf8_lossy(bytes.get(mark..).unwrap_or_default()).into_owned()
+}
+
+/// The log's current length, to read only what comes after with [`log_since`].
+pub fn log_mark(path: &Path) -> usize {
+    fs::metadata(path).map(|m| m.len() as usize).unwrap_or(0)
+}
+
 pub fn mode_and_owner(path: &Path) -> Result<(u32, u32)> {
     use std::os::unix::fs::MetadataExt;
     let meta = fs::symlink_metadata(path).with_context(|| format!("stat {}", path.display()))?;

@@ -1,71 +1,19 @@
-//! The DC's certificates: like [`TestPki::generate`] (a per-run CA, ECDSA P-256, a wrong CA), with
-//! the DC's DNS names added to the server certificate. An agent that finds the DC through DNS SRV
+//! The DC's certificates: [`TestPki::generate_for`] (a per-run CA, ECDSA P-256, a wrong CA) with
+//! the DC's DNS names in the server certificate. An agent that finds the DC through DNS SRV
 //! records connects to the SRV target `dc1.example.org` and checks that name, not the IP;
-//! referrals name the domain `example.org`. `TestPki::generate` names only `127.0.0.1` and
-//! `localhost` and keeps its CA key private, hence this small copy of it.
+//! referrals name the domain `example.org`. The key is 0600: Samba refuses one others can read.
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    date_time_ymd,
-};
+use anyhow::Result;
 
 use super::data::{DC_FQDN, DNS_DOMAIN};
 use crate::TestPki;
-use crate::tempdir::{random_hex, write_file_mode};
 
-/// Every name the server certificate carries: the loopback IP (`uri_starttls`), `localhost`,
-/// the DC's host name (SRV targets) and the domain (referrals, its A record).
-pub const SERVER_NAMES: [&str; 4] = ["127.0.0.1", "localhost", DC_FQDN, DNS_DOMAIN];
-
-/// Writes `ca.pem`, `server.pem`, `server.key` (0600: Samba refuses a key others can read) and
-/// `wrong-ca.pem` into `dir`.
+/// Writes `ca.pem`, `server.pem`, `server.key` and `wrong-ca.pem` into `dir`; the server
+/// certificate names `127.0.0.1`, `localhost`, the DC's host name and the domain.
 pub fn generate(dir: &Path) -> Result<TestPki> {
-    let run = random_hex(4)?;
-    let (ca_cert, issuer) = new_ca(&format!("Lanyard Samba test CA {run}"))?;
-    let (wrong_cert, _) = new_ca(&format!("Lanyard Samba wrong CA {run}"))?;
-
-    let names: Vec<String> = SERVER_NAMES.iter().map(|n| n.to_string()).collect();
-    let mut params = CertificateParams::new(names).context("server certificate names")?;
-    params.distinguished_name.push(DnType::CommonName, DC_FQDN);
-    params.use_authority_key_identifier_extension = true;
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    set_validity(&mut params);
-    let server_key = KeyPair::generate().context("server key")?;
-    let server_cert = params.signed_by(&server_key, &issuer).context("signing the server certificate")?;
-
-    let pki = TestPki {
-        ca_pem: dir.join("ca.pem"),
-        server_cert_pem: dir.join("server.pem"),
-        server_key_pem: dir.join("server.key"),
-        wrong_ca_pem: dir.join("wrong-ca.pem"),
-    };
-    write_file_mode(&pki.ca_pem, ca_cert.pem().as_bytes(), 0o644)?;
-    write_file_mode(&pki.wrong_ca_pem, wrong_cert.pem().as_bytes(), 0o644)?;
-    write_file_mode(&pki.server_cert_pem, server_cert.pem().as_bytes(), 0o644)?;
-    write_file_mode(&pki.server_key_pem, server_key.serialize_pem().as_bytes(), 0o600)?;
-    Ok(pki)
-}
-
-fn new_ca(common_name: &str) -> Result<(rcgen::Certificate, Issuer<'static, KeyPair>)> {
-    let mut params = CertificateParams::new(Vec::new()).context("CA parameters")?;
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.distinguished_name.push(DnType::CommonName, common_name);
-    params.distinguished_name.push(DnType::OrganizationName, "Lanyard tests");
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-    set_validity(&mut params);
-    let key = KeyPair::generate().context("CA key")?;
-    let cert = params.self_signed(&key).context("self-signing the CA")?;
-    Ok((cert, Issuer::new(params, key)))
-}
-
-/// The same fixed window as `TestPki` (a date this century, not rcgen's year 4096).
-fn set_validity(params: &mut CertificateParams) {
-    params.not_before = date_time_ymd(2024, 1, 1);
-    params.not_after = date_time_ymd(2099, 12, 31);
+    TestPki::generate_for(dir, &[DC_FQDN, DNS_DOMAIN])
 }
 
 #[cfg(test)]
