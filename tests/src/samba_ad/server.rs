@@ -44,6 +44,8 @@ for pair in etc-samba:/etc/samba var-lib-samba:/var/lib/samba var-cache-samba:/v
   mount -n --bind "$dir/mnt/${pair%%:*}" "${pair#*:}" || fail "bind over ${pair#*:}"
 done
 mount -n --bind "$dir/resolv.conf" /etc/resolv.conf || fail "bind over /etc/resolv.conf"
+# libfaketime (the aged user's load) leaves a file per process in /dev/shm: keep them in here.
+mount -n -t tmpfs -o mode=1777 lanyard-samba-shm /dev/shm || fail "tmpfs on /dev/shm"
 ip link set lo up || fail "ip link set lo up"
 exec "$@"
 "#;
@@ -168,10 +170,13 @@ fn provision(dir: &Path, target: &Path, admin_password: &str) -> Result<()> {
 /// AGED, under a clock moved back so that its `pwdLastSet` is old.
 fn load(dir: &Path, target: &Path, reader_password: &str) -> Result<()> {
     let ldbmodify = |file: &Path, env: &[(String, String)]| {
-        let mut cmd = in_namespaces(dir, &[], "ldbmodify");
+        // The environment (libfaketime's) reaches ldbmodify alone, through env(1) inside the
+        // namespaces: given to unshare, its /dev/shm files would land in the host's /dev/shm
+        // before the namespace's tmpfs covers it.
+        let mut cmd = in_namespaces(dir, &[], "env");
+        cmd.args(env.iter().map(|(key, value)| format!("{key}={value}"))).arg("ldbmodify");
         cmd.arg("-H").arg(target.join("private/sam.ldb"));
         cmd.arg(format!("--configfile={}", target.join("etc/smb.conf").display())).arg(file);
-        cmd.envs(env.iter().cloned());
         run_in_namespaces(cmd, &format!("ldbmodify {}", file.display()))
     };
     // The LDIF holds the passwords (base64): 0600.
