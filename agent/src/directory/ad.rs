@@ -7,6 +7,9 @@ use zeroize::Zeroizing;
 /// `userAccountControl` bits (MS-ADTS 2.2.16).
 pub const ACCOUNT_DISABLED: u32 = 0x0002;
 pub const DONT_EXPIRE_PASSWORD: u32 = 0x1_0000;
+/// `msDS-User-Account-Control-Computed` bits (MS-ADTS 2.2.16).
+pub const LOCKED_OUT: u32 = 0x0010;
+pub const PASSWORD_EXPIRED: u32 = 0x80_0000;
 
 /// FILETIME: 100-nanosecond intervals since 1601-01-01 UTC.
 const FILETIME_PER_SECOND: i64 = 10_000_000;

@@ -16,12 +16,20 @@ use super::{DirectoryError, dn, mapping};
 const PER_FILTER: usize = 50;
 
 /// What the account phase reads on AD besides the `passwd` attributes.
-pub const ACCOUNT_ATTRIBUTES: [&str; 3] = ["userAccountControl", "accountExpires", "pwdLastSet"];
+/// `msDS-User-Account-Control-Computed` is what the DC works out for now (MS-ADTS 3.1.1.4.5.17):
+/// locked out, and the password expired under whichever policy applies (a fine-grained one
+/// included, which the domain's `maxPwdAge` does not show).
+pub const ACCOUNT_ATTRIBUTES: [&str; 4] =
+    ["userAccountControl", "accountExpires", "pwdLastSet", "msDS-User-Account-Control-Computed"];
 
 /// The account state AD keeps, in Unix seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AdAccount {
+    /// Disabled, or its `userAccountControl` could not be read (the only sign of a disabled
+    /// account: without it a login by SSH key, which never binds, would pass).
     pub disabled: bool,
+    /// Locked out after failed logins, as the DC computes it now.
+    pub locked: bool,
     pub expires_at: Option<i64>,
     /// `Some(i64::MIN)`: must change now.
     pub password_expires_at: Option<i64>,
@@ -93,12 +101,18 @@ fn any_dn(dns: &[String]) -> String {
 /// The account state in an AD user entry; `max_password_age` is the domain's, in seconds.
 pub fn account(entry: &SearchEntry, max_password_age: Option<i64>) -> AdAccount {
     let number = |name: &str| mapping::first_value(&entry.attrs, name).and_then(|v| v.trim().parse::<i64>().ok());
-    // userAccountControl is a signed 32-bit integer on the wire (MS-ADTS 2.2.16).
-    let control = number("userAccountControl").map_or(0, |v| v as u32);
+    // Signed 32-bit integers on the wire (MS-ADTS 2.2.16).
+    let control = number("userAccountControl").map(|v| v as u32);
+    let computed = number("msDS-User-Account-Control-Computed").map_or(0, |v| v as u32);
+    let password_expires_at = match computed & ad::PASSWORD_EXPIRED {
+        0 => ad::password_expires_at(number("pwdLastSet"), control.unwrap_or(0), max_password_age),
+        _ => Some(i64::MIN),
+    };
     AdAccount {
-        disabled: control & ad::ACCOUNT_DISABLED != 0,
+        disabled: control.is_none_or(|control| control & ad::ACCOUNT_DISABLED != 0),
+        locked: computed & ad::LOCKED_OUT != 0,
         expires_at: number("accountExpires").and_then(ad::filetime_to_unix),
-        password_expires_at: ad::password_expires_at(number("pwdLastSet"), control, max_password_age),
+        password_expires_at,
     }
 }
 
@@ -120,8 +134,19 @@ mod tests {
         ]);
         assert_eq!(
             account(&normal, Some(86_400)),
-            AdAccount { disabled: false, expires_at: None, password_expires_at: Some(1_704_067_200 + 86_400) }
+            AdAccount {
+                disabled: false,
+                locked: false,
+                expires_at: None,
+                password_expires_at: Some(1_704_067_200 + 86_400)
+            }
         );
+        // What the DC computes wins: locked out, and expired under a fine-grained policy.
+        let computed = user(&[("userAccountControl", "512"), ("msDS-User-Account-Control-Computed", "8388624")]);
+        let computed = account(&computed, None);
+        assert!(computed.locked && computed.password_expires_at == Some(i64::MIN));
+        // No userAccountControl to read: refused rather than taken for enabled.
+        assert!(account(&user(&[]), None).disabled);
         let disabled = user(&[("userAccountControl", "514")]);
         assert!(account(&disabled, None).disabled);
         let expired = user(&[("userAccountControl", "512"), ("accountExpires", "133485408000000000")]);

@@ -148,7 +148,8 @@ impl LdapDirectory {
             shadow_last_change: number("shadowLastChange"),
             shadow_max: number("shadowMax"),
             shadow_warning: number("shadowWarning"),
-            locked: mapping::first_value(&entry.attrs, "pwdAccountLockedTime").is_some()
+            locked: ad.locked
+                || mapping::first_value(&entry.attrs, "pwdAccountLockedTime").is_some()
                 || mapping::first_value(&entry.attrs, "nsAccountLock")
                     .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
             disabled: ad.disabled,
