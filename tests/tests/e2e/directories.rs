@@ -12,14 +12,16 @@
 
 use std::collections::BTreeSet;
 
+use lanyard_proto::{Client, Deadlines, Request, Response};
 use lanyard_tests::ds389::Ds389;
 use lanyard_tests::fixture::{
-    AGED, ALICE, BIG_GROUP, BOB, CHANGER, CHANGER_NEW_PASSWORD, EXPIRED, GroupEntry, JOSE, LOCKED, Schema, User,
-    groups_in, supplementary_groups_in,
+    AGED, ALICE, BIG_GROUP, BOB, CHANGER, CHANGER_NEW_PASSWORD, EXPIRED, GroupEntry, JOSE, LOCKED, OUTSIDER, Schema,
+    User, groups_in, supplementary_groups_in,
 };
 use lanyard_tests::pam::PamCode;
+use lanyard_tests::process::run_bounded_with_input;
 use lanyard_tests::samba_ad::{DISABLED, MUST_CHANGE, SambaAd, data as ad_data};
-use lanyard_tests::{Agent, AgentConfig, Caller, Launch, Namespace, OfflineConfig, Output, Pam, Slapd};
+use lanyard_tests::{Agent, AgentConfig, Caller, HANG_GUARD, Launch, Namespace, OfflineConfig, Output, Pam, Slapd};
 
 use crate::common::{assert_pam_error, assert_pam_success, assert_success};
 
@@ -423,6 +425,23 @@ fn samba_ad_with_ids_mapped_from_sids_and_logins_by_principal_name() {
     assert!(initgroups.stdout().split_whitespace().any(|g| g == developers_gid.to_string()), "{initgroups}");
     assert_pam_success(&pam.authenticate("alice@example.org", ALICE.password).unwrap(), &agent);
     assert_pam_error(&pam.authenticate("alice@example.org", WRONG_PASSWORD).unwrap(), PamCode::AuthErr, &agent);
+
+    // Someone who can set their own principal name must not choose whom they log in as: an
+    // alias without `@` (a local account's name) is never tried. (Samba itself refuses a
+    // principal name two accounts share: see the OpenLDAP test for that case.)
+    let ldif = format!(
+        "dn: {}\nchangetype: modify\nreplace: userPrincipalName\nuserPrincipalName: root\n",
+        ad_data::dn_of(OUTSIDER.name)
+    );
+    let mut modify = target.0.ldap_tool("ldapmodify");
+    modify
+        .args(["-x", "-ZZ", "-H", &target.0.uri_starttls(), "-D", ad_data::ADMIN_DN, "-y"])
+        .arg(target.0.admin_secret());
+    let changed = run_bounded_with_input(&mut modify, ldif.as_bytes(), "ldapmodify", HANG_GUARD).unwrap();
+    assert!(changed.status.success(), "{changed}");
+    let answer = Client::call(&agent.socket(), &Request::UserByName("root".into()), Deadlines::default()).unwrap();
+    assert_eq!(answer, Response::NotFound, "--- lanyardd log ---\n{}", agent.log());
+    assert_pam_error(&pam.authenticate("root", OUTSIDER.password).unwrap(), PamCode::UserUnknown, &agent);
 }
 
 /// AD publishes its domain controllers in DNS: with only `domain` configured, the agent finds
@@ -444,4 +463,39 @@ fn samba_ad_is_found_through_its_own_dns_srv_records() {
     assert_pam_success(&pam.authenticate(ALICE.name, ALICE.password).unwrap(), &agent);
     let log = agent.log();
     assert!(log.contains(&format!("ldap://{}:389", ad_data::DC_FQDN)), "the DC was not found by name:\n{log}");
+}
+
+/// `login_alias` on a directory that lets users share a value (OpenLDAP's `mail`): an alias two
+/// entries carry names nobody, one without `@` is never tried, and a unique one logs in as its
+/// owner, who keeps her name.
+#[test]
+fn a_login_alias_names_one_user_or_nobody() {
+    let slapd = Slapd::start().expect("starting slapd");
+    let mail = |user: &str, value: &str| {
+        format!("dn: {}\nchangetype: modify\nreplace: mail\nmail: {value}\n\n", lanyard_tests::fixture::user_dn(user))
+    };
+    let ldif = [
+        mail("alice", "alice@example.org"),
+        mail("bob", "shared@example.org"),
+        mail("jose", "shared@example.org"),
+        mail("outsider", "root"),
+    ]
+    .concat();
+    let changed = slapd.modify_as_admin(&ldif).expect("setting mail");
+    assert!(changed.status.success(), "{changed}");
+    let config = AgentConfig::for_slapd(&slapd).section("[directory.users]\nlogin_alias = \"mail\"");
+    let agent = Agent::start(&config).expect("starting lanyardd");
+    let pam = Pam::for_agent(&agent).expect("preparing the PAM stack");
+    let ask =
+        |name: &str| Client::call(&agent.socket(), &Request::UserByName(name.into()), Deadlines::default()).unwrap();
+    match ask("alice@example.org") {
+        Response::User(passwd) => assert_eq!((passwd.name.as_str(), passwd.uid), ("alice", ALICE.uid)),
+        other => panic!("{other:?}\n--- lanyardd log ---\n{}", agent.log()),
+    }
+    for name in ["shared@example.org", "root"] {
+        assert_eq!(ask(name), Response::NotFound, "{name}\n--- lanyardd log ---\n{}", agent.log());
+    }
+    assert!(agent.log().contains("claimed by 2 entries"), "the agent did not say why:\n{}", agent.log());
+    assert_pam_success(&pam.authenticate("alice@example.org", ALICE.password).unwrap(), &agent);
+    assert_pam_error(&pam.authenticate("shared@example.org", BOB.password).unwrap(), PamCode::UserUnknown, &agent);
 }
