@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use futures_util::{StreamExt, TryStreamExt, stream};
 use ldap3::{SearchEntry, ldap_escape};
 
 use super::ad::{self, Sid};
@@ -14,6 +15,8 @@ use super::{DirectoryError, dn, mapping};
 /// Values per `(|...)` filter: AD takes far more, but a filter this size stays readable in
 /// the server's log and well under any request size limit.
 const PER_FILTER: usize = 50;
+/// Batches of [`PER_FILTER`] DNs searched at once (over the pool's multiplexed connections).
+const CONCURRENT_BATCHES: usize = 4;
 
 /// What the account phase reads on AD besides the `passwd` attributes.
 /// `msDS-User-Account-Control-Computed` is what the DC works out for now (MS-ADTS 3.1.1.4.5.17):
@@ -41,12 +44,19 @@ impl LdapDirectory {
     pub(super) async fn members_by_distinguished_name(&self, dns: Vec<String>) -> Result<Vec<Member>, DirectoryError> {
         let mut found: HashMap<String, Member> = HashMap::new();
         let user_attrs = [self.users.name.clone()];
-        for chunk in dns.chunks(PER_FILTER) {
-            let filter = format!("(&{}{})", self.users.filter, any_dn(chunk));
-            for entry in self.search(&self.users.base, &filter, &user_attrs, true).await? {
-                let user = mapping::user_name(&entry.attrs, &self.users).map_or(Member::Neither, Member::User);
-                found.insert(dn::key(&entry.dn), user);
-            }
+        // A few batches at once: a group of 20,000 members is 400 of them, which one after the
+        // other could outlast a request's budget.
+        let filters: Vec<String> =
+            dns.chunks(PER_FILTER).map(|chunk| format!("(&{}{})", self.users.filter, any_dn(chunk))).collect();
+        let user_attrs = &user_attrs;
+        let batches: Vec<Vec<SearchEntry>> = stream::iter(filters)
+            .map(|filter| async move { self.search(&self.users.base, &filter, user_attrs, true).await })
+            .buffered(CONCURRENT_BATCHES)
+            .try_collect()
+            .await?;
+        for entry in batches.into_iter().flatten() {
+            let user = mapping::user_name(&entry.attrs, &self.users).map_or(Member::Neither, Member::User);
+            found.insert(dn::key(&entry.dn), user);
         }
         let rest: Vec<String> = dns.iter().filter(|d| !found.contains_key(&dn::key(d))).cloned().collect();
         let group_attrs = self.group_attributes();
