@@ -43,9 +43,15 @@ pub async fn serve<D: Directory>(mut stream: UnixStream, caller: Caller, service
         };
         let started = Instant::now();
         let summary = enabled!(Level::DEBUG).then(|| summarize(&request));
+        let lookup = Service::<D>::lookup_key(&request);
         let reply = match tokio::time::timeout(REQUEST_BUDGET, service.handle(request, caller)).await {
             Ok(reply) => reply,
-            Err(_) => Reply::One(Arc::new(Response::Unavailable(format!("no answer within {REQUEST_BUDGET:?}")))),
+            Err(_) => {
+                if let Some(key) = lookup {
+                    service.finish_in_background(key);
+                }
+                Reply::One(Arc::new(Response::Unavailable(format!("no answer within {REQUEST_BUDGET:?}"))))
+            }
         };
         if let Some(summary) = summary {
             let elapsed_us = started.elapsed().as_micros() as u64;

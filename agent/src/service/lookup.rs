@@ -243,6 +243,11 @@ impl<D: Directory> Service<D> {
         result
     }
 
+    /// Asks the refresher to fetch this answer again, once, without waiting for it.
+    pub(super) fn queue_refresh(&self, key: StoreKey) {
+        self.queue(Refresh::Answer(key));
+    }
+
     /// Asks the refresher to fetch `what` again, once, without waiting for it.
     fn queue(&self, what: Refresh) {
         let mut refreshing = self.refreshing.lock().unwrap_or_else(|poisoned| poisoned.into_inner());

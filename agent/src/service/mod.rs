@@ -165,6 +165,35 @@ impl<D: Directory> Service<D> {
         &self.metrics
     }
 
+    /// The lookup a request makes, if it is one: what to finish in the background when the
+    /// request's budget runs out ([`Service::finish_in_background`]).
+    pub fn lookup_key(request: &Request) -> Option<StoreKey> {
+        Some(match request {
+            Request::UserByName(name) => StoreKey::UserByName(name.clone()),
+            Request::UserByUid(uid) => StoreKey::UserByUid(*uid),
+            Request::GroupByName(name) => StoreKey::GroupByName(name.clone()),
+            Request::GroupByGid(gid) => StoreKey::GroupByGid(*gid),
+            Request::GroupsOfUser(name) => StoreKey::GroupsOfUser(name.clone()),
+            _ => return None,
+        })
+    }
+
+    /// A lookup that ran out of its request's budget (a group of thousands of members to look
+    /// up one by one) goes on in the background refresher, which has none, and lands in memory:
+    /// the next caller gets it instead of starting it over and being cut off again.
+    pub fn finish_in_background(&self, key: StoreKey) {
+        // What `lookup` refuses before any traffic never reaches the directory from here either.
+        let askable = match &key {
+            StoreKey::UserByName(name) | StoreKey::GroupByName(name) | StoreKey::GroupsOfUser(name) => {
+                lanyard_proto::name::is_valid_name(name)
+            }
+            StoreKey::UserByUid(id) | StoreKey::GroupByGid(id) => *id != 0,
+        };
+        if askable && self.health.is_online() {
+            self.queue_refresh(key);
+        }
+    }
+
     pub async fn handle(&self, request: Request, caller: Caller) -> Reply {
         let one = |response: Response| Reply::One(Arc::new(response));
         match request {

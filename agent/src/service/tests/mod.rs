@@ -377,6 +377,28 @@ async fn a_session_offers_the_home_directory_only_when_configured() {
     assert_eq!(one(&service, open()).await, Response::SessionReady { home: Some(home) });
 }
 
+/// A lookup cut off by its request's budget goes on in the background and is then answered
+/// from memory; names `lookup` would refuse are never handed to it.
+#[tokio::test(start_paused = true)]
+async fn a_lookup_past_its_budget_is_finished_in_the_background() {
+    let service = Arc::new(service(FakeDirectory::with_alice()));
+    tokio::spawn(service.clone().refresher());
+    for request in [Request::UserByName("alice".into()), Request::UserByName("x)(y".into()), Request::UserByUid(0)] {
+        service.finish_in_background(Service::<FakeDirectory>::lookup_key(&request).unwrap());
+    }
+    assert_eq!(Service::<FakeDirectory>::lookup_key(&Request::Status), None);
+    for _ in 0..100 {
+        if !service.directory().asked().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(service.directory().asked(), ["user alice"]);
+    assert!(matches!(one(&service, Request::UserByName("alice".into())).await, Response::User(_)));
+    assert_eq!(service.directory().asked(), ["user alice"], "answered from memory");
+}
+
 #[test]
 fn an_empty_enumeration_is_just_the_end() {
     let pages: Vec<Response> = Reply::Users(Arc::new(Ok(Vec::new()))).pages().collect();
