@@ -23,10 +23,27 @@ impl SrvDiscovery {
 
     /// The server an SRV record names. The target keeps its DNS name: the server's certificate
     /// must name it, as it must name the host of a URI in `uris`.
-    pub fn server(&self, target: &str, port: u16) -> Server {
-        let host = target.trim_end_matches('.').to_ascii_lowercase();
+    ///
+    /// Only a plain host name in `domain` (the domain itself or below it) is taken. DNS answers
+    /// are not authenticated: a forged record naming `ldap.attacker.example`, for which a
+    /// certificate from a public CA is cheap, would otherwise pass TLS and take every login.
+    /// Servers elsewhere belong in `uris`.
+    pub fn server(&self, target: &str, port: u16) -> Result<Server, String> {
+        let host = check_domain(target).map_err(|why| format!("SRV target {target:?} refused: {why}"))?;
+        if host != self.domain && !host.ends_with(&format!(".{}", self.domain)) {
+            return Err(format!(
+                "SRV target {host:?} refused: not in {} (list such servers in directory.uris)",
+                self.domain
+            ));
+        }
         let scheme = if self.transport == Transport::Ldaps { "ldaps" } else { "ldap" };
-        Server { uri: format!("{scheme}://{host}:{port}"), host, port, transport: self.transport }
+        let uri = format!("{scheme}://{host}:{port}");
+        // The name TLS checks (ldap3 reads it from the URI) must be the name connected to.
+        let parsed = url::Url::parse(&uri).map_err(|e| format!("SRV target {host:?}: {e}"))?;
+        if parsed.host_str() != Some(host.as_str()) {
+            return Err(format!("SRV target {host:?} does not survive as a URI host"));
+        }
+        Ok(Server { uri, host, port, transport: self.transport })
     }
 }
 
@@ -43,7 +60,7 @@ impl DirectoryConfig {
             url::Host::Domain(name) => name.to_owned(),
             _ => return None,
         };
-        let server = discovery.server(&host, url.port()?);
+        let server = discovery.server(&host, url.port()?).ok()?;
         (server.uri == uri).then_some(server)
     }
 }
@@ -80,7 +97,16 @@ pub(super) fn servers(raw: &RawDirectory, error: &ErrorFn) -> Result<(Vec<Server
             let transport = match raw.tls {
                 RawTls::Starttls => Transport::StartTls,
                 RawTls::Ldaps => Transport::Ldaps,
-                RawTls::DangerPlaintext => Transport::DangerPlaintext,
+                // One forged DNS answer would send every login, password in clear, to a
+                // server that accepts any password.
+                RawTls::DangerPlaintext => {
+                    return Err(error(
+                        "directory.domain",
+                        "cannot be used with tls = \"danger-plaintext\": without TLS nothing checks that the \
+                         servers DNS names are the directory's; list them in directory.uris"
+                            .into(),
+                    ));
+                }
             };
             Ok((Vec::new(), Some(SrvDiscovery { domain, transport })))
         }

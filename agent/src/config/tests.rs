@@ -336,7 +336,7 @@ fn a_domain_replaces_uris_and_names_the_srv_records_by_tls() {
         (discovery.transport, discovery.record_name().as_str()),
         (Transport::StartTls, "_ldap._tcp.example.org")
     );
-    let server = discovery.server("ldap1.example.org.", 3389);
+    let server = discovery.server("ldap1.example.org.", 3389).unwrap();
     assert_eq!((server.uri.as_str(), server.host.as_str()), ("ldap://ldap1.example.org:3389", "ldap1.example.org"));
     assert_eq!(config.directory.server_named("ldap://ldap1.example.org:3389"), Some(server));
     assert_eq!(config.directory.server_named("ldaps://ldap1.example.org:3389"), None);
@@ -344,9 +344,31 @@ fn a_domain_replaces_uris_and_names_the_srv_records_by_tls() {
     let ldaps = parse("[directory]\ndomain = \"example.org\"\ntls = \"ldaps\"\nbase = \"dc=x\"\n").unwrap();
     let discovery = ldaps.directory.discovery.unwrap();
     assert_eq!((discovery.transport, discovery.record_name().as_str()), (Transport::Ldaps, "_ldaps._tcp.example.org"));
-    assert_eq!(discovery.server("dc1.example.org", 636).uri, "ldaps://dc1.example.org:636");
-    let plain = parse("[directory]\ndomain = \"example.org\"\ntls = \"danger-plaintext\"\nbase = \"dc=x\"\n").unwrap();
-    assert_eq!(plain.directory.discovery.unwrap().transport, Transport::DangerPlaintext);
+    assert_eq!(discovery.server("dc1.example.org", 636).unwrap().uri, "ldaps://dc1.example.org:636");
+    let plain = error_of("[directory]\ndomain = \"example.org\"\ntls = \"danger-plaintext\"\nbase = \"dc=x\"\n");
+    assert!(plain.contains("directory.domain") && plain.contains("danger-plaintext"), "{plain}");
+}
+
+/// Found in review: DNS answers are not authenticated, so a target outside the domain (whose
+/// certificate from a public CA is cheap) or one that is not a plain host name is refused.
+#[test]
+fn srv_targets_must_be_host_names_in_the_domain() {
+    let config = parse("[directory]\ndomain = \"example.org\"\nbase = \"dc=x\"\n").unwrap();
+    let discovery = config.directory.discovery.unwrap();
+    for good in ["example.org", "dc1.example.org", "a.b.example.org."] {
+        assert!(discovery.server(good, 389).is_ok(), "{good}");
+    }
+    for bad in [
+        "ldap.attacker.net",
+        "example.org.attacker.net",
+        "notexample.org",
+        "evil\\@dc1.example.org",
+        "127.0.0.1",
+        "a b.example.org",
+        "",
+    ] {
+        assert!(discovery.server(bad, 389).is_err(), "{bad:?}");
+    }
 }
 
 #[test]

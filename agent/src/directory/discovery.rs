@@ -23,7 +23,7 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::servers::ServerOrder;
-use crate::config::{Server, SrvDiscovery};
+use crate::config::{Server, SrvDiscovery, Transport};
 use crate::metrics::Metrics;
 
 /// Bounds on how long a list is used before the records are looked up again: DNS TTLs of
@@ -61,6 +61,16 @@ pub fn rfc2782_order(mut records: Vec<SrvRecord>, random: &mut impl FnMut(u32) -
         while let Some(next) = rest.next_if(|r| r.priority == group[0].priority) {
             group.push(next);
         }
+        // All weights 0 (common in zones): the draw would always take them in the same
+        // (sorted) order on every host; a shuffle spreads the hosts over them instead.
+        if group.iter().all(|r| r.weight == 0) {
+            for i in (1..group.len()).rev() {
+                let j = random(u32::try_from(i).unwrap_or(u32::MAX)) as usize;
+                group.swap(i, j.min(i));
+            }
+            ordered.append(&mut group);
+            continue;
+        }
         // Stable: weight-0 records first, the others in the order they came.
         group.sort_by_key(|r| r.weight != 0);
         while !group.is_empty() {
@@ -94,11 +104,19 @@ pub fn servers_from(
         return Err("the domain says it offers no such service (SRV target \".\")".into());
     }
     let mut servers: Vec<Server> = Vec::with_capacity(offered.len());
+    let mut refused = Vec::new();
     for record in rfc2782_order(offered, random) {
-        let server = spec.server(&record.target, record.port);
-        if !servers.iter().any(|s| s.uri == server.uri) {
-            servers.push(server);
+        match spec.server(&record.target, record.port) {
+            Ok(server) if !servers.iter().any(|s| s.uri == server.uri) => servers.push(server),
+            Ok(_) => {}
+            Err(why) => refused.push(why),
         }
+    }
+    if !refused.is_empty() {
+        warn!("{}", refused.join("; "));
+    }
+    if servers.is_empty() {
+        return Err(format!("no usable SRV target ({})", refused.join("; ")));
     }
     Ok(servers)
 }
@@ -115,7 +133,13 @@ pub async fn lookup(spec: &SrvDiscovery) -> Result<(Vec<SrvRecord>, Duration), S
     let answer = tokio::time::timeout(LOOKUP_LIMIT, resolver.srv_lookup(name))
         .await
         .map_err(|_| format!("no answer within {LOOKUP_LIMIT:?}"))?
-        .map_err(|e| describe(&e))?;
+        .map_err(|e| match spec.transport {
+            // Active Directory publishes _ldap._tcp only.
+            Transport::Ldaps => {
+                format!("{}; Active Directory publishes no _ldaps._tcp records: use StartTLS", describe(&e))
+            }
+            _ => describe(&e),
+        })?;
     let mut ttl = None::<u32>;
     let mut records = Vec::new();
     for record in answer.answers() {

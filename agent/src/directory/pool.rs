@@ -28,6 +28,9 @@ use super::servers::ServerOrder;
 use crate::config::{DirectoryConfig, Server, ServiceAccount, Transport};
 use crate::metrics::{BindKind, BindResult, Metrics, OpenConnection};
 
+/// The most servers one connect tries (see `connect_any`).
+const SERVERS_PER_CONNECT: usize = 3;
+
 /// A live connection lent out by the pool. Unless [`Lease::keep`] is called, dropping it
 /// discards the connection: an operation that failed, stalled or was cancelled (the
 /// request's budget ran out) leaves no suspect connection behind for the next request.
@@ -244,7 +247,11 @@ impl Pool {
     async fn connect_any(&self) -> Result<(Ldap, Arc<str>), DirectoryError> {
         self.order.wait_for_list(self.timeout / 2).await?;
         let mut failures = Vec::new();
-        let plan = self.order.plan();
+        // A few servers per connect, each with a fair share of the budget: an AD domain lists
+        // every DC, and thirty shares of three seconds would leave none enough for a
+        // handshake. Those not tried now come first next time, as the tried ones are held back.
+        let mut plan = self.order.plan();
+        plan.truncate(SERVERS_PER_CONNECT);
         let share = self.timeout / u32::try_from(plan.len().max(1)).unwrap_or(u32::MAX);
         for server in &plan {
             match tokio::time::timeout(share, self.connect(server)).await {

@@ -112,10 +112,11 @@ impl ServerOrder {
 
     pub fn worked(&self, uri: &str) {
         let mut state = self.lock();
+        // A server a refresh has just taken off the list is not the one in use.
         if let Some(i) = state.position(uri) {
             state.held_back_until[i] = None;
+            state.last_worked = Some(uri.to_owned());
         }
-        state.last_worked = Some(uri.to_owned());
     }
 
     /// How long a failed server waits behind the others, and so how long a connection to a

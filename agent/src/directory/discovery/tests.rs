@@ -25,10 +25,13 @@ fn spec(transport: Transport) -> SrvDiscovery {
 
 #[test]
 fn lower_priorities_come_first_whatever_the_weights() {
-    let records = vec![record(20, 100, "c"), record(10, 0, "a"), record(30, 5, "d"), record(10, 0, "b")];
-    // One draw per record: 0 always picks the first left in its group.
-    let ordered = rfc2782_order(records, &mut scripted(&[0, 0, 0, 0]));
+    let records = || vec![record(20, 100, "c"), record(10, 0, "a"), record(30, 5, "d"), record(10, 0, "b")];
+    // Priority 10 is all weight 0: one shuffle draw (1 keeps a before b, 0 swaps them); then
+    // one draw each for c and d, alone in their priorities.
+    let ordered = rfc2782_order(records(), &mut scripted(&[1, 0, 0]));
     assert_eq!(targets(&ordered), ["a", "b", "c", "d"]);
+    let ordered = rfc2782_order(records(), &mut scripted(&[0, 0, 0]));
+    assert_eq!(targets(&ordered), ["b", "a", "c", "d"]);
 }
 
 #[test]
@@ -106,8 +109,9 @@ fn discovered_order() -> ServerOrder {
     ServerOrder::for_config(directory, Arc::default())
 }
 
+/// The servers' host names, without the domain.
 fn hosts(order: &ServerOrder) -> Vec<String> {
-    order.servers().iter().map(|s| s.host.clone()).collect()
+    order.servers().iter().map(|s| s.host.trim_end_matches(".example.org").to_owned()).collect()
 }
 
 #[tokio::test]
@@ -116,7 +120,8 @@ async fn a_failed_lookup_keeps_the_last_list_and_retries_sooner_and_sooner() {
     let discovery = order.discovery().unwrap();
     let mut refresher = Refresher::with_random(|_| 0);
     let answer = |targets: &[&str], ttl: u64| {
-        let records = targets.iter().enumerate().map(|(i, t)| record(i as u16, 0, t)).collect();
+        let name = |t: &str| if t == "." { t.to_owned() } else { format!("{t}.example.org") };
+        let records = targets.iter().enumerate().map(|(i, t)| record(i as u16, 0, &name(t))).collect();
         Ok((records, Duration::from_secs(ttl)))
     };
 
@@ -153,7 +158,7 @@ async fn a_failed_lookup_keeps_the_last_list_and_retries_sooner_and_sooner() {
 #[tokio::test]
 async fn the_same_records_keep_the_order_chosen_once() {
     let order = discovered_order();
-    let equal = || Ok((vec![record(0, 10, "a"), record(0, 10, "b")], Duration::from_secs(60)));
+    let equal = || Ok((vec![record(0, 10, "a.example.org"), record(0, 10, "b.example.org")], Duration::from_secs(60)));
     // The first draw puts b first; a different draw later must not reshuffle the same records.
     let mut draws = vec![20, 0].into_iter();
     let mut refresher = Refresher::with_random(move |_| draws.next().unwrap_or(0));
@@ -170,4 +175,16 @@ async fn without_any_lookup_finished_requests_wait_a_bounded_time() {
     let discovery = order.discovery().unwrap();
     let why = discovery.first_list(Duration::from_millis(10), || false).await.unwrap_err();
     assert_eq!(why, "DNS SRV lookup for _ldap._tcp.example.org has not answered yet");
+}
+
+/// Found in review: a forged answer naming a host outside the domain is dropped; with nothing
+/// else left, the lookup counts as failed (the list found before is kept).
+#[test]
+fn targets_outside_the_domain_are_dropped() {
+    let spec = spec(Transport::StartTls);
+    let records = vec![record(0, 0, "ldap.attacker.net"), record(1, 0, "dc1.example.org")];
+    let servers = servers_from(records, &spec, &mut |_| 0).unwrap();
+    assert_eq!(servers.iter().map(|s| s.host.as_str()).collect::<Vec<_>>(), ["dc1.example.org"]);
+    let why = servers_from(vec![record(0, 0, "ldap.attacker.net")], &spec, &mut |_| 0).unwrap_err();
+    assert!(why.contains("not in example.org"), "{why}");
 }
