@@ -181,14 +181,6 @@ fn announce_risks(config: &Config) {
             );
         }
     }
-    if let Some(srv) = &config.directory.discovery
-        && srv.transport == Transport::DangerPlaintext
-    {
-        warn!(
-            records = %srv.record_name(),
-            "directory.tls = \"danger-plaintext\": the bind password and every answer cross the network in clear"
-        );
-    }
     if config.directory.service_account.is_none() {
         warn!("no directory.bind_dn: searching anonymously");
     }
